@@ -1,0 +1,55 @@
+"""Command line shared by every experiment: --recipe, --config-override, --fresh, seeds, A/B."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from jaxrl_arena import config as config_lib
+from jaxrl_arena.config import Config, ConfigError
+
+
+def parser(description: str, default_recipe: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--recipe", default=default_recipe,
+                   help=f"named config to start from (default: {default_recipe}); "
+                        f"known: {', '.join(sorted(config_lib.RECIPES))}")
+    p.add_argument("--config-override", nargs="+", action="extend", default=[],
+                   metavar="KEY=VALUE", help="dotted.key=value, one or more; may repeat")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over even if the run dir holds a checkpoint")
+    p.add_argument("--num-seeds", type=int, default=None,
+                   help="train N seeds vmapped in one jit (= run.num_seeds)")
+    p.add_argument("--ab", nargs="+", action="extend", default=[], metavar="KEY=V1,V2",
+                   help="A/B variants of vmappable hyperparameters, all in one jit")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return p
+
+
+def build_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
+    cfg = config_lib.get_recipe(args.recipe)
+    cfg = config_lib.apply_overrides(cfg, list(extra) + list(args.config_override))
+    if args.num_seeds is not None:
+        cfg = config_lib.replace(cfg, "run.num_seeds", args.num_seeds)
+    return cfg
+
+
+def main_guard(fn: Callable[[], int | None]) -> None:
+    """Run ``fn``; configuration mistakes become one line on stderr and exit status 2."""
+    try:
+        code = fn()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except RuntimeError as err:
+        from jaxrl_arena.loop import TrainingStopped
+
+        if not isinstance(err, TrainingStopped):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(3)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

@@ -1,0 +1,401 @@
+"""Typed configuration: a tree of frozen dataclasses, named recipes and ``key=value`` overrides.
+
+Every field has a type annotation; overrides are parsed to that type (ints with ``_``, floats,
+bools, tuples, enums as ``Literal``, ``auto`` where the field allows it). Mistakes raise
+:class:`ConfigError` with a single line naming the bad key or value and what is allowed; the
+CLI prints it and exits with status 2 before anything compiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from typing import Any, Callable, Literal, Union
+
+Auto = Literal["auto"]
+
+
+class ConfigError(ValueError):
+    """A one-line, user-facing configuration error."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    name: str = "auto"  # "auto": <experiment>_<recipe>_seed<seed>
+    seed: int = 0
+    total_timesteps: int = 500_000  # agent-steps (= env steps for one agent)
+    dir: str = "auto"  # "auto": runs/<name>
+    num_seeds: int = 1  # whole training runs vmapped in one jit
+    updates_per_chunk: int = 10  # K: updates scanned inside one compiled call
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    name: str = "CartPole-v1"
+    # Auto-reset strategy (see jaxrl_arena/rollout.py): "optimistic" computes `reset_pool`
+    # fresh resets per step and hands them to the envs that finished; "every_step" resets all
+    # envs every step and selects (exact, but pays a full reset per env per step).
+    reset_strategy: Literal["optimistic", "every_step"] = "optimistic"
+    reset_pool: int | Auto = "auto"  # resets computed per step; auto = min(N, max(8, N // 16))
+    max_steps: int = 0  # episode limit override; 0 keeps the env's own
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+    kind: Literal["mlp", "cnn", "lstm"] = "mlp"
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: Literal["tanh", "relu"] = "tanh"
+    cnn_channels: tuple[int, ...] = (64, 64)
+    cnn_kernels: tuple[int, ...] = (5, 3)
+    cnn_strides: tuple[int, ...] = (3, 1)
+    lstm_size: int = 128
+    lstm_layers: int = 2
+    actor_hidden: int = 512
+    critic_hidden: int = 1024
+    # Fixed input scaling (uint8 boxes): obs * scale before the torso. "env" uses the
+    # environment's per-channel norms when it provides them.
+    obs_scale: Literal["none", "env"] = "env"
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    num_envs: int | Auto = 64
+    num_steps: int = 128  # rollout length T
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    lr: float = 2.5e-4
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    lr_final_fraction: float = 0.0  # lr at the end of the run, as a fraction of lr
+    adam_eps: float = 1e-5
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    vf_clip_coef: float = 0.2
+    ent_coef: float = 0.01
+    ent_schedule: Literal["constant", "linear"] = "constant"
+    ent_final_fraction: float = 1.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+    bptt_horizon: int = 0  # recurrent sequence length; 0 = num_steps
+    grad_accum_steps: int = 1  # micro-batches per minibatch (explicit gradient accumulation)
+    max_consecutive_skips: int = 10  # non-finite updates in a row before the run stops
+    auto_memory_fraction: float = 0.6  # num_envs=auto: share of device memory to fill
+    auto_max_envs: int = 1 << 17
+
+
+@dataclasses.dataclass(frozen=True)
+class CurriculumConfig:
+    kind: Literal["uniform"] = "uniform"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingConfig:
+    log_every: int = 1  # log every n-th update
+    tensorboard: bool = True
+    wandb: bool = False
+    wandb_project: str = "jaxrl_arena"
+    progress: bool = True
+    per_run_metrics: bool = True  # with several seeds/variants, also log each run's scalars
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    enabled: bool = True
+    every_updates: int = 0  # 0: not by count
+    every_seconds: float = 600.0  # 0: not by time
+    keep: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    run: RunConfig = RunConfig()
+    env: EnvConfig = EnvConfig()
+    policy: PolicyConfig = PolicyConfig()
+    ppo: PPOConfig = PPOConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
+    logging: LoggingConfig = LoggingConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+
+# Hyperparameters that are data inside the compiled step: runs that differ only in these
+# (--ab variants, seeds) are vmapped in one jit.
+VMAPPABLE_KEYS = (
+    "ppo.lr",
+    "ppo.gamma",
+    "ppo.gae_lambda",
+    "ppo.clip_coef",
+    "ppo.vf_clip_coef",
+    "ppo.ent_coef",
+    "ppo.vf_coef",
+    "ppo.max_grad_norm",
+)
+
+
+# ----------------------------------------------------------------------------- key paths
+def _fields(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def all_keys(cfg: Any = Config) -> list[str]:
+    """Every dotted leaf key of the config tree."""
+    cls = cfg if isinstance(cfg, type) else type(cfg)
+    keys = []
+    for name, tp in _fields(cls).items():
+        if dataclasses.is_dataclass(tp):
+            keys += [f"{name}.{k}" for k in all_keys(tp)]
+        else:
+            keys.append(name)
+    return keys
+
+
+def get(cfg: Any, key: str) -> Any:
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _field_type(key: str) -> Any:
+    cls: Any = Config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cls = _fields(cls)[part]
+    return _fields(cls)[parts[-1]]
+
+
+def replace(cfg: Any, key: str, value: Any) -> Any:
+    """Functional update of one dotted key."""
+    head, _, rest = key.partition(".")
+    if not rest:
+        return dataclasses.replace(cfg, **{head: value})
+    return dataclasses.replace(cfg, **{head: replace(getattr(cfg, head), rest, value)})
+
+
+# ----------------------------------------------------------------------------- parsing
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a comma-separated tuple of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "an int", float: "a float", bool: "a bool (true/false)", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _parse_scalar(text: str, tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        for allowed in typing.get_args(tp):
+            if text == str(allowed):
+                return allowed
+        raise ValueError
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _parse_scalar(text, option)
+            except ValueError:
+                continue
+        raise ValueError
+    if origin is tuple:
+        (item_tp, *_) = typing.get_args(tp)
+        body = text.strip().strip("()[]")
+        if not body:
+            return ()
+        return tuple(_parse_scalar(item.strip(), item_tp) for item in body.split(",") if item.strip())
+    if tp is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ValueError
+    if tp is int:
+        value = float(text.replace("_", "")) if "e" in text.lower() else int(text.replace("_", ""))
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError
+            value = int(value)
+        return value
+    if tp is float:
+        value = float(text.replace("_", ""))
+        return value
+    if tp is str:
+        return text
+    raise ValueError
+
+
+def parse_value(key: str, text: str) -> Any:
+    tp = _field_type(key)
+    try:
+        return _parse_scalar(text, tp)
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"bad value {text!r} for {key}: expected {_type_name(tp)}"
+        ) from None
+
+
+def check_key(key: str, keys: list[str] | None = None) -> None:
+    keys = all_keys() if keys is None else keys
+    if key in keys:
+        return
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
+    if not close:
+        # Also match on the last component ("lr" -> "ppo.lr").
+        close = [k for k in keys if k.split(".")[-1] == key.split(".")[-1]][:3]
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; valid sections: {', '.join(f.name for f in dataclasses.fields(Config))}"
+    raise ConfigError(f"unknown config key {key!r}{hint}")
+
+
+def split_override(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ConfigError(f"bad override {item!r}: expected dotted.key=value")
+    key, value = item.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def apply_overrides(cfg: Config, items: list[str]) -> Config:
+    keys = all_keys()
+    for item in items:
+        key, text = split_override(item)
+        check_key(key, keys)
+        cfg = replace(cfg, key, parse_value(key, text))
+    return cfg
+
+
+# ----------------------------------------------------------------------------- recipes
+RECIPES: dict[str, Callable[[], Config]] = {}
+
+
+def recipe(name: str):
+    """Register ``fn() -> Config`` as the recipe ``name``."""
+
+    def register(fn: Callable[[], Config]) -> Callable[[], Config]:
+        RECIPES[name] = fn
+        return fn
+
+    return register
+
+
+def get_recipe(name: str) -> Config:
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe {name!r}; known recipes: {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]()
+
+
+@recipe("gymnax_default")
+def _gymnax_default() -> Config:
+    return Config()
+
+
+@recipe("cartpole")
+def _cartpole() -> Config:
+    """PureJaxRL's CartPole settings: reaches ~500 return within 500k steps."""
+    return Config(
+        run=RunConfig(total_timesteps=500_000, updates_per_chunk=10),
+        env=EnvConfig(name="CartPole-v1"),
+        policy=PolicyConfig(kind="mlp", hidden_sizes=(64, 64), activation="tanh"),
+        ppo=PPOConfig(
+            num_envs=4, num_steps=128, num_minibatches=4, update_epochs=4, lr=2.5e-4,
+            lr_schedule="linear", gamma=0.99, gae_lambda=0.95, clip_coef=0.2, ent_coef=0.01,
+            vf_coef=0.5, max_grad_norm=0.5,
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------- validation
+def validate(cfg: Config, *, num_agents: int = 1, num_devices: int = 1) -> None:
+    """Consistency checks that need no compilation (num_envs must be resolved)."""
+    ppo = cfg.ppo
+    positive = {
+        "ppo.num_steps": ppo.num_steps,
+        "ppo.num_minibatches": ppo.num_minibatches,
+        "ppo.update_epochs": ppo.update_epochs,
+        "ppo.grad_accum_steps": ppo.grad_accum_steps,
+        "run.num_seeds": cfg.run.num_seeds,
+        "run.updates_per_chunk": cfg.run.updates_per_chunk,
+        "run.total_timesteps": cfg.run.total_timesteps,
+        "checkpoint.keep": cfg.checkpoint.keep,
+        "logging.log_every": cfg.logging.log_every,
+    }
+    if ppo.num_envs != "auto":
+        positive["ppo.num_envs"] = ppo.num_envs
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key}={value} must be >= 1")
+    for key in ("ppo.gamma", "ppo.gae_lambda"):
+        value = get(cfg, key)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{key}={value} must be in [0, 1]")
+    if ppo.lr <= 0:
+        raise ConfigError(f"ppo.lr={ppo.lr} must be > 0")
+    if ppo.num_envs == "auto":
+        return
+    if ppo.num_envs % num_devices:
+        raise ConfigError(
+            f"ppo.num_envs={ppo.num_envs} is not divisible by the {num_devices} devices"
+        )
+    rows = ppo.num_envs * num_agents // num_devices  # agent rows per device
+    if cfg.policy.kind == "lstm":
+        horizon = ppo.bptt_horizon or ppo.num_steps
+        if ppo.num_steps % horizon:
+            raise ConfigError(
+                f"ppo.num_steps={ppo.num_steps} is not divisible by ppo.bptt_horizon={horizon}"
+            )
+        sequences = rows * (ppo.num_steps // horizon)
+        if sequences % ppo.num_minibatches:
+            raise ConfigError(
+                f"{sequences} sequences per device (num_envs*agents/devices*num_steps/bptt) "
+                f"are not divisible by ppo.num_minibatches={ppo.num_minibatches}"
+            )
+        per_minibatch = sequences // ppo.num_minibatches
+    else:
+        batch = rows * ppo.num_steps
+        if batch % ppo.num_minibatches:
+            raise ConfigError(
+                f"batch {batch} (num_envs*agents*num_steps per device) is not divisible by "
+                f"ppo.num_minibatches={ppo.num_minibatches}"
+            )
+        per_minibatch = batch // ppo.num_minibatches
+    if per_minibatch % ppo.grad_accum_steps:
+        raise ConfigError(
+            f"minibatch of {per_minibatch} is not divisible by "
+            f"ppo.grad_accum_steps={ppo.grad_accum_steps}"
+        )
+
+
+# ----------------------------------------------------------------------------- (de)serialise
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(data: dict[str, Any], cls: Any = Config) -> Any:
+    kwargs = {}
+    for name, tp in _fields(cls).items():
+        if name not in data:
+            continue
+        value = data[name]
+        if dataclasses.is_dataclass(tp):
+            value = from_dict(value, tp)
+        elif typing.get_origin(tp) is tuple:
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def flat(cfg: Any) -> dict[str, Any]:
+    return {key: get(cfg, key) for key in all_keys(cfg)}
+
+
+def diff(a: Config, b: Config) -> dict[str, tuple[Any, Any]]:
+    fa, fb = flat(a), flat(b)
+    return {k: (fa[k], fb[k]) for k in fa if fa[k] != fb[k]}

@@ -1,0 +1,218 @@
+"""Actor-critic policies: MLP, CNN over a dense ``[C, H, W]`` grid, and recurrent (LSTM).
+
+Every policy is used through :class:`Policy`, one interface for feed-forward and recurrent
+networks, so the rollout and the learner never branch on the kind:
+
+* ``policy.init(key, obs)`` -> params (``obs`` is a batch ``[B, ...]``);
+* ``policy.initial_carry(B)`` -> the zero recurrent carry (``()`` for feed-forward);
+* ``policy.apply(params, obs[B], carry, reset[B]) -> (carry, logits[B, nA], value[B])``:
+  ``reset`` zeroes the carry of rows whose episode starts at this step, *before* the step;
+* ``policy.apply_sequence(params, obs[T, B], carry, reset[T, B])`` scans ``apply`` over time.
+
+The recurrent shape is Metta's "fast" policy (spec arena.md §13.3): CNN → 2×128 MLP →
+2-layer LSTM 128 → actor 512 → logits, critic 1024 (tanh) → value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrl_arena.config import PolicyConfig
+
+_ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
+
+
+def _dense(features: int, gain: float = np.sqrt(2.0)) -> nn.Dense:
+    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(gain),
+                    bias_init=nn.initializers.zeros)
+
+
+def _prepare(obs: jax.Array, scale: np.ndarray | None) -> jax.Array:
+    """uint8/bool/float obs -> float32, times a fixed (per-channel) scale."""
+    x = obs.astype(jnp.float32)
+    if scale is not None:
+        x = x * jnp.asarray(scale, jnp.float32)
+    return x
+
+
+class ConvTorso(nn.Module):
+    """Conv stack over ``[B, C, H, W]`` (VALID padding, ReLU), flattened."""
+
+    channels: Sequence[int]
+    kernels: Sequence[int]
+    strides: Sequence[int]
+
+    @nn.compact
+    def __call__(self, x):
+        x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC for flax's Conv
+        for c, k, s in zip(self.channels, self.kernels, self.strides):
+            x = nn.Conv(c, (k, k), (s, s), padding="VALID",
+                        kernel_init=nn.initializers.orthogonal(1.0))(x)
+            x = nn.relu(x)
+        return x.reshape(x.shape[0], -1)
+
+
+class MLPActorCritic(nn.Module):
+    """PureJaxRL-shaped MLP: separate actor and critic trunks."""
+
+    num_actions: int
+    hidden_sizes: Sequence[int]
+    activation: str
+
+    @nn.compact
+    def __call__(self, x):
+        act = _ACTIVATIONS[self.activation]
+        x = x.reshape(x.shape[0], -1)
+        a = x
+        for h in self.hidden_sizes:
+            a = act(_dense(h)(a))
+        logits = _dense(self.num_actions, 0.01)(a)
+        v = x
+        for h in self.hidden_sizes:
+            v = act(_dense(h)(v))
+        value = _dense(1, 1.0)(v)[..., 0]
+        return logits, value
+
+
+class Heads(nn.Module):
+    """The "fast" heads: actor 512 ReLU -> logits (gain 0.01), critic 1024 tanh (√2) -> 1."""
+
+    num_actions: int
+    actor_hidden: int
+    critic_hidden: int
+
+    @nn.compact
+    def __call__(self, z):
+        a = nn.relu(_dense(self.actor_hidden, 1.0)(z))
+        logits = _dense(self.num_actions, 0.01)(a)
+        v = nn.tanh(_dense(self.critic_hidden, np.sqrt(2.0))(z))
+        value = _dense(1, 1.0)(v)[..., 0]
+        return logits, value
+
+
+class Encoder(nn.Module):
+    """Observation -> feature vector: conv torso for grids, then a ReLU MLP."""
+
+    cfg: PolicyConfig
+    grid: bool
+
+    @nn.compact
+    def __call__(self, x):
+        cfg = self.cfg
+        if self.grid:
+            x = ConvTorso(cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides)(x)
+        x = x.reshape(x.shape[0], -1)
+        for h in cfg.hidden_sizes:
+            x = nn.relu(_dense(h, 1.0)(x))
+        return x
+
+
+class CNNActorCritic(nn.Module):
+    num_actions: int
+    cfg: PolicyConfig
+
+    @nn.compact
+    def __call__(self, x):
+        z = Encoder(self.cfg, grid=True)(x)
+        return Heads(self.num_actions, self.cfg.actor_hidden, self.cfg.critic_hidden)(z)
+
+
+class LSTMActorCritic(nn.Module):
+    """Encoder -> stacked LSTM -> heads, one time step; the carry is a tuple of (c, h) per layer."""
+
+    num_actions: int
+    cfg: PolicyConfig
+    grid: bool
+
+    @nn.compact
+    def __call__(self, carry, x, reset):
+        z = Encoder(self.cfg, grid=self.grid)(x)
+        keep = (~reset)[:, None].astype(z.dtype)
+        new_carry = []
+        for layer, (c, h) in enumerate(carry):
+            c, h = c * keep, h * keep  # a new episode starts from a zero state
+            cell = nn.OptimizedLSTMCell(
+                self.cfg.lstm_size,
+                kernel_init=nn.initializers.orthogonal(1.0),
+                recurrent_kernel_init=nn.initializers.orthogonal(1.0),
+                bias_init=nn.initializers.ones,
+                name=f"lstm_{layer}",
+            )
+            (c, h), z = cell((c, h), z)
+            new_carry.append((c, h))
+        logits, value = Heads(self.num_actions, self.cfg.actor_hidden, self.cfg.critic_hidden)(z)
+        return tuple(new_carry), logits, value
+
+
+class Policy:
+    """Uniform interface over feed-forward and recurrent actor-critics (see module doc)."""
+
+    def __init__(self, cfg: PolicyConfig, obs_shape: tuple[int, ...], num_actions: int,
+                 obs_scale: np.ndarray | None = None):
+        self.cfg = cfg
+        self.obs_shape = tuple(obs_shape)
+        self.num_actions = int(num_actions)
+        grid = len(self.obs_shape) == 3
+        if cfg.kind == "cnn" and not grid:
+            raise ValueError(f"policy.kind=cnn needs [C,H,W] observations, got shape {obs_shape}")
+        if obs_scale is not None and cfg.obs_scale == "env":
+            scale = np.asarray(obs_scale, np.float32)
+            # Per-channel scales broadcast over the spatial axes.
+            self.obs_scale = scale.reshape(scale.shape + (1,) * (len(self.obs_shape) - scale.ndim))
+        else:
+            self.obs_scale = None
+        self.is_recurrent = cfg.kind == "lstm"
+        if cfg.kind == "mlp":
+            self.module = MLPActorCritic(self.num_actions, cfg.hidden_sizes, cfg.activation)
+        elif cfg.kind == "cnn":
+            self.module = CNNActorCritic(self.num_actions, cfg)
+        else:
+            self.module = LSTMActorCritic(self.num_actions, cfg, grid=grid)
+
+    def initial_carry(self, batch: int) -> Any:
+        if not self.is_recurrent:
+            return ()
+        zeros = jnp.zeros((batch, self.cfg.lstm_size), jnp.float32)
+        return tuple((zeros, zeros) for _ in range(self.cfg.lstm_layers))
+
+    def init(self, key: jax.Array, obs: jax.Array) -> Any:
+        x = _prepare(obs, self.obs_scale)
+        if self.is_recurrent:
+            reset = jnp.zeros(x.shape[:1], bool)
+            return self.module.init(key, self.initial_carry(x.shape[0]), x, reset)
+        return self.module.init(key, x)
+
+    def apply(self, params, obs, carry, reset):
+        x = _prepare(obs, self.obs_scale)
+        if self.is_recurrent:
+            return self.module.apply(params, carry, x, reset)
+        logits, value = self.module.apply(params, x)
+        return carry, logits, value
+
+    def apply_sequence(self, params, obs, carry, reset):
+        """Scan :meth:`apply` over a leading time axis; returns (carry, logits[T,B], value[T,B])."""
+        if not self.is_recurrent:  # one big batch is faster than a scan
+            T, B = obs.shape[:2]
+            _, logits, value = self.apply(params, obs.reshape((T * B,) + obs.shape[2:]), (), None)
+            return carry, logits.reshape(T, B, -1), value.reshape(T, B)
+
+        def step(c, inputs):
+            o, r = inputs
+            c, logits, value = self.apply(params, o, c, r)
+            return c, (logits, value)
+
+        carry, (logits, value) = jax.lax.scan(step, carry, (obs, reset))
+        return carry, logits, value
+
+
+def make_policy(cfg: PolicyConfig, obs_shape, num_actions, obs_scale=None) -> Policy:
+    return Policy(cfg, obs_shape, num_actions, obs_scale)
+
+
+def count_params(params) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))

@@ -1,0 +1,254 @@
+"""PPO: generalized advantage estimation, the clipped loss and the minibatch update.
+
+Conventions (all arrays time-major, ``[T, B]`` with ``B`` = env-agent rows):
+
+* ``terminated[t]``: the episode's MDP ended after action ``t``: no bootstrap.
+* ``truncated[t]``: the episode was cut after action ``t`` (a limit, not the MDP): bootstrap
+  from ``final_value[t] = V(final_observation)``. Either flag also cuts the λ-chain there,
+  because the next row of the rollout belongs to a new episode.
+* Returns = advantages + rollout-time values (the value target PPO regresses to).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class Hyperparams(NamedTuple):
+    """Hyperparameters that are data in the compiled step (vmappable across runs)."""
+
+    lr: jax.Array
+    gamma: jax.Array
+    gae_lambda: jax.Array
+    clip_coef: jax.Array
+    vf_clip_coef: jax.Array
+    ent_coef: jax.Array
+    vf_coef: jax.Array
+    max_grad_norm: jax.Array
+
+    @classmethod
+    def from_config(cls, ppo) -> "Hyperparams":
+        return cls(*(jnp.asarray(getattr(ppo, name), jnp.float32) for name in cls._fields))
+
+
+def gae(rewards, values, terminated, truncated, final_values, last_value, gamma, gae_lambda):
+    """Advantages ``[T, B]``.
+
+    ``values[t] = V(obs_t)``; ``last_value = V(obs_T)`` (the observation after the rollout);
+    ``final_values[t] = V(final_observation_t)``, read only where ``truncated[t]``.
+    """
+    chex.assert_equal_shape([rewards, values, terminated, truncated, final_values])
+    chex.assert_rank(rewards, 2)
+    next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
+    bootstrap = jnp.where(terminated, 0.0, jnp.where(truncated, final_values, next_values))
+    deltas = rewards + gamma * bootstrap - values
+    continues = 1.0 - (terminated | truncated).astype(rewards.dtype)
+
+    def backward(next_adv, inputs):
+        delta, cont = inputs
+        adv = delta + gamma * gae_lambda * cont * next_adv
+        return adv, adv
+
+    _, advantages = jax.lax.scan(
+        backward, jnp.zeros_like(last_value), (deltas, continues), reverse=True
+    )
+    return advantages
+
+
+class Minibatch(NamedTuple):
+    """Learner inputs in sequence form ``[H, S, ...]``: ``S`` sequences of ``H`` steps
+    (``H = 1`` for feed-forward policies), with the recurrent carry at each sequence start."""
+
+    obs: Any
+    actions: jax.Array
+    log_probs: jax.Array
+    values: jax.Array
+    advantages: jax.Array
+    returns: jax.Array
+    resets: jax.Array
+    carry: Any  # [S, ...] leaves; () for feed-forward
+
+
+def loss_fn(params, policy, coefs, mb: Minibatch, clip_vloss: bool = True):
+    """Clipped PPO loss (surrogate, clipped value loss, entropy bonus) and its metrics.
+
+    ``coefs``: dict with ``clip_coef``, ``vf_clip_coef``, ``ent_coef``, ``vf_coef`` (traced).
+    """
+    _, logits, values = policy.apply_sequence(params, mb.obs, mb.carry, mb.resets)
+    log_all = jax.nn.log_softmax(logits)
+    log_probs = jnp.take_along_axis(log_all, mb.actions[..., None], axis=-1)[..., 0]
+    log_ratio = jnp.clip(log_probs - mb.log_probs, -10.0, 10.0)
+    ratio = jnp.exp(log_ratio)
+    adv = mb.advantages
+    clip = coefs["clip_coef"]
+    pg_loss = jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1.0 - clip, 1.0 + clip)).mean()
+    v_unclipped = jnp.square(values - mb.returns)
+    if clip_vloss:
+        v_clipped = jnp.square(
+            mb.values
+            + jnp.clip(values - mb.values, -coefs["vf_clip_coef"], coefs["vf_clip_coef"])
+            - mb.returns
+        )
+        v_loss = 0.5 * jnp.maximum(v_unclipped, v_clipped).mean()
+    else:
+        v_loss = 0.5 * v_unclipped.mean()
+    entropy = -(jnp.exp(log_all) * log_all).sum(-1).mean()
+    total = pg_loss - coefs["ent_coef"] * entropy + coefs["vf_coef"] * v_loss
+    metrics = {
+        "loss/policy_loss": pg_loss,
+        "loss/value_loss": v_loss,
+        "loss/entropy": entropy,
+        "loss/approx_kl": ((ratio - 1.0) - log_ratio).mean(),
+        "loss/clipfrac": (jnp.abs(ratio - 1.0) > clip).astype(jnp.float32).mean(),
+        "loss/total": total,
+    }
+    return total, metrics
+
+
+def normalize(x, axis_name=None, eps=1e-8):
+    """Global mean/std normalisation; with ``axis_name`` the statistics span all devices."""
+    mean, sq = x.mean(), jnp.square(x).mean()
+    if axis_name is not None:
+        mean, sq = jax.lax.pmean((mean, sq), axis_name)
+    std = jnp.sqrt(jnp.maximum(sq - mean**2, 0.0))
+    return (x - mean) / (std + eps)
+
+
+def all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def clip_by_global_norm(grads, max_norm):
+    norm = optax.global_norm(grads)
+    scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
+    return jax.tree.map(lambda g: g * scale, grads), norm
+
+
+def lr_factor_schedule(ppo, total_opt_steps: int):
+    """The learning-rate multiplier as an optax schedule of the optimizer step."""
+    if ppo.lr_schedule == "linear":
+        return optax.linear_schedule(1.0, ppo.lr_final_fraction, max(1, total_opt_steps))
+    if ppo.lr_schedule == "cosine":
+        return optax.cosine_decay_schedule(1.0, max(1, total_opt_steps), ppo.lr_final_fraction)
+    return optax.constant_schedule(1.0)
+
+
+def ent_factor_schedule(ppo, total_updates: int):
+    if ppo.ent_schedule == "linear":
+        return optax.linear_schedule(1.0, ppo.ent_final_fraction, max(1, total_updates))
+    return optax.constant_schedule(1.0)
+
+
+class Learner:
+    """Epochs × minibatches of clipped-PPO optimizer steps on one rollout.
+
+    Each minibatch is exactly one optimizer step. With ``grad_accum_steps = G > 1`` the
+    minibatch is split into ``G`` equal micro-batches whose gradients are averaged (equal to
+    the full-minibatch gradient: the loss is a mean and advantages are normalised over the
+    whole minibatch first). With ``axis_name`` the data is sharded over devices: gradients,
+    advantage statistics and metrics are averaged across the mesh; the permutation key is the
+    same on every device. A step whose loss or gradient is not finite is skipped (parameters
+    and optimizer state unchanged) and counted.
+    """
+
+    def __init__(self, policy, ppo, *, total_updates: int, axis_name: str | None = None):
+        self.policy, self.ppo, self.axis_name = policy, ppo, axis_name
+        self.optimizer = optax.scale_by_adam(b1=ppo.adam_b1, b2=ppo.adam_b2, eps=ppo.adam_eps)
+        steps_per_update = ppo.update_epochs * ppo.num_minibatches
+        self.lr_factor = lr_factor_schedule(ppo, total_updates * steps_per_update)
+        self.ent_factor = ent_factor_schedule(ppo, total_updates)
+
+    def init(self, params):
+        return self.optimizer.init(params)
+
+    def _pmean(self, x):
+        return x if self.axis_name is None else jax.lax.pmean(x, self.axis_name)
+
+    def gradients(self, params, coefs, mb: Minibatch):
+        """Loss gradient of one minibatch (accumulated over micro-batches), device-averaged."""
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        accum = self.ppo.grad_accum_steps
+        if accum == 1:
+            (loss, metrics), grads = grad_fn(params, self.policy, coefs, mb, self.ppo.clip_vloss)
+        else:
+            def split(x):  # [H, S, ...] -> [G, H, S/G, ...]
+                return jnp.moveaxis(x.reshape((x.shape[0], accum, -1) + x.shape[2:]), 1, 0)
+
+            seq = {f: jax.tree.map(split, getattr(mb, f)) for f in mb._fields if f != "carry"}
+            carry = jax.tree.map(lambda c: c.reshape((accum, -1) + c.shape[1:]), mb.carry)
+            micro = Minibatch(carry=carry, **seq)
+
+            def loss_and_grad(m):
+                (l, met), g = grad_fn(params, self.policy, coefs, m, self.ppo.clip_vloss)
+                return l, met, g
+
+            def body(acc, m):
+                return jax.tree.map(jnp.add, acc, loss_and_grad(m)), None
+
+            first = jax.tree.map(lambda x: x[0], micro)
+            zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                jax.eval_shape(loss_and_grad, first))
+            (loss, metrics, grads), _ = jax.lax.scan(body, zero, micro)
+            loss, metrics, grads = jax.tree.map(lambda x: x / accum, (loss, metrics, grads))
+        return self._pmean((loss, metrics, grads))
+
+    def step(self, carry, mb: Minibatch, coefs, hp: Hyperparams):
+        params, opt_state, opt_step = carry
+        if self.ppo.norm_adv:
+            mb = mb._replace(advantages=normalize(mb.advantages, self.axis_name))
+        loss, metrics, grads = self.gradients(params, coefs, mb)
+        finite = jnp.isfinite(loss) & all_finite(grads)
+        grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
+        grads, grad_norm = clip_by_global_norm(grads, hp.max_grad_norm)
+        updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
+        lr = hp.lr * self.lr_factor(opt_step)
+        new_params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+        params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
+        metrics = {**metrics, "train/grad_norm": grad_norm, "train/learning_rate": lr,
+                   "train/skipped_steps": (~finite).astype(jnp.float32)}
+        return (params, opt_state, opt_step + 1), metrics
+
+    def update(self, params, opt_state, opt_step, data: Minibatch, hp: Hyperparams, key,
+               update_index):
+        """All epochs on ``data`` (sequence form ``[H, S, ...]``); returns new params,
+        optimizer state, step counter and the mean metrics over minibatches."""
+        num_mb = self.ppo.num_minibatches
+        coefs = {
+            "clip_coef": hp.clip_coef,
+            "vf_clip_coef": hp.vf_clip_coef,
+            "vf_coef": hp.vf_coef,
+            "ent_coef": hp.ent_coef * self.ent_factor(update_index),
+        }
+        num_seq = data.advantages.shape[1]
+
+        def epoch(carry, k):
+            perm = jax.random.permutation(k, num_seq)
+
+            def shuffle(x, axis):
+                x = jnp.take(x, perm, axis=axis)
+                shape = x.shape[:axis] + (num_mb, num_seq // num_mb) + x.shape[axis + 1:]
+                return jnp.moveaxis(x.reshape(shape), axis, 0)
+
+            seq = {f: jax.tree.map(lambda x: shuffle(x, 1), getattr(data, f))
+                   for f in data._fields if f != "carry"}
+            carries = jax.tree.map(lambda x: shuffle(x, 0), data.carry)
+            mbs = Minibatch(carry=carries, **seq)
+            return jax.lax.scan(lambda c, mb: self.step(c, mb, coefs, hp), carry, mbs)
+
+        keys = jax.random.split(key, self.ppo.update_epochs)
+        (params, opt_state, opt_step), metrics = jax.lax.scan(
+            epoch, (params, opt_state, opt_step), keys
+        )
+        skipped = metrics.pop("train/skipped_steps").sum()
+        lr_last = metrics.pop("train/learning_rate")[-1, -1]
+        metrics = jax.tree.map(jnp.mean, metrics)
+        metrics["train/skipped_steps"] = skipped
+        metrics["train/learning_rate"] = lr_last
+        metrics["train/ent_coef"] = coefs["ent_coef"]
+        return params, opt_state, opt_step, metrics

@@ -1,0 +1,230 @@
+"""Rollouts: ``T`` steps of ``N`` vmapped environments with auto-reset, inside one ``lax.scan``.
+
+Auto-reset strategy
+-------------------
+A naive auto-reset computes a full reset for every env at every step and selects it where
+the episode ended: for the arena (a fresh 62×62 map per episode) that is a map generation per
+env per step, most of it thrown away. ``env.reset_strategy=optimistic`` (the default) instead
+computes ``P`` resets per step (``env.reset_pool``, default ``min(N, max(8, N // 16))``) and
+hands them, in env order, to the envs that finished at this step (the ``k``-th finished env
+takes reset ``k mod P``). Cost: ``P/N`` of a reset per env-step instead of one. Trade-off: if
+more than ``P`` envs finish at the same step, some of them start from the same initial state
+(same map, same task); every episode still starts from a valid, freshly sampled reset, and
+envs desynchronise quickly (random episode lengths, the arena's ``desync_episodes``).
+``every_step`` keeps the exact, expensive behaviour.
+
+The task of a new episode is sampled from the curriculum *at its reset* and stored with the
+env (``task_id`` and ``env_params``); outcomes are credited to it when the episode ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from envs.base import MultiAgentEnv
+
+
+@struct.dataclass
+class RolloutState:
+    """Per-env state carried from one rollout to the next (leading axis: local envs ``N``)."""
+
+    env_state: Any
+    env_params: Any
+    task_id: jax.Array  # int32[N]: the task the current episode was reset with
+    obs: Any  # [N, A, ...]
+    carry: Any  # recurrent carry, leaves [N * A, ...]; () for feed-forward policies
+    episode_start: jax.Array  # bool[N]: obs is the first of an episode (zero the carry)
+    episode_return: jax.Array  # float32[N, A]
+    episode_length: jax.Array  # int32[N]
+
+
+class Transition(NamedTuple):
+    obs: Any  # [N, A, ...]
+    action: jax.Array  # int32[N, A]
+    log_prob: jax.Array  # [N, A]
+    value: jax.Array  # [N, A]
+    reward: jax.Array  # [N, A]
+    terminated: jax.Array  # bool[N, A]
+    truncated: jax.Array  # bool[N, A]
+    final_value: jax.Array  # [N, A]: V(final observation), only where truncated
+    reset: jax.Array  # bool[N]: the carry was zeroed before this step
+    done: jax.Array  # bool[N]: an episode ended at this step
+    episode_score: jax.Array  # [N]: its return (mean over agents), where done
+    task_id: jax.Array  # int32[N]: the task it was played under
+
+
+def reset_pool_size(cfg_env, num_envs: int) -> int:
+    if cfg_env.reset_strategy == "every_step":
+        return num_envs
+    if cfg_env.reset_pool == "auto":
+        return min(num_envs, max(8, num_envs // 16))
+    return max(1, min(num_envs, int(cfg_env.reset_pool)))
+
+
+class Rollout:
+    """Builds ``init`` and ``run`` for one env / policy / curriculum on the local env shard."""
+
+    def __init__(self, env: MultiAgentEnv, policy, curriculum, *, num_envs: int, num_steps: int,
+                 horizon: int, pool_size: int, axis_name: str | None = None):
+        self.env, self.policy, self.curriculum = env, policy, curriculum
+        self.num_envs, self.num_steps, self.horizon = num_envs, num_steps, horizon
+        self.num_agents = env.num_agents
+        self.pool_size = pool_size
+        self.axis_name = axis_name
+
+    # ------------------------------------------------------------------ helpers
+    def _env_keys(self, key, n_local):
+        """One key per env from its *global* index, so results do not depend on the device count."""
+        offset = 0
+        if self.axis_name is not None:
+            offset = jax.lax.axis_index(self.axis_name) * n_local
+        return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(n_local))
+
+    def _fresh_episodes(self, cstate, keys):
+        """One reset per key, each with a task sampled from the curriculum."""
+        split = jax.vmap(jax.random.split)(keys)
+        task_ids = self.curriculum.sample(cstate, split[:, 0])
+        params = self.curriculum.task_params(task_ids)
+        obs, state = jax.vmap(self.env.reset_env)(split[:, 1], params)
+        return obs, state, params, task_ids
+
+    def _pool_keys(self, key):
+        """Keys of the ``P`` per-step resets: per env (device-count invariant) when every env
+        gets its own reset, else per pool slot on this device."""
+        if self.pool_size == self.num_envs:
+            return self._env_keys(key, self.num_envs)
+        if self.axis_name is not None:
+            key = jax.random.fold_in(key, jax.lax.axis_index(self.axis_name))
+        return jax.random.split(key, self.pool_size)
+
+    def _flat(self, x):
+        return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+
+    def init(self, key, cstate) -> RolloutState:
+        n, a = self.num_envs, self.num_agents
+        obs, state, params, task_ids = self._fresh_episodes(cstate, self._env_keys(key, n))
+        return RolloutState(
+            env_state=state,
+            env_params=params,
+            task_id=task_ids,
+            obs=obs,
+            carry=self.policy.initial_carry(n * a),
+            episode_start=jnp.ones(n, bool),
+            episode_return=jnp.zeros((n, a), jnp.float32),
+            episode_length=jnp.zeros(n, jnp.int32),
+        )
+
+    # ------------------------------------------------------------------ one step
+    def step(self, params, cstate, rs: RolloutState, key):
+        n, a = self.num_envs, self.num_agents
+        k_act, k_env, k_reset = jax.random.split(key, 3)
+        reset_rows = jnp.repeat(rs.episode_start, a)
+        carry, logits, value = self.policy.apply(params, self._flat(rs.obs), rs.carry, reset_rows)
+        action_keys = self._env_keys(k_act, n)
+        action = jax.vmap(lambda k, l: jax.random.categorical(k, l))(
+            action_keys, logits.reshape(n, a, -1)
+        ).astype(jnp.int32)
+        log_prob = jnp.take_along_axis(
+            jax.nn.log_softmax(logits.reshape(n, a, -1)), action[..., None], -1
+        )[..., 0]
+
+        obs_st, state_st, reward, terminated, truncated, _ = jax.vmap(self.env.step_env)(
+            self._env_keys(k_env, n), rs.env_state, action, rs.env_params
+        )
+        reward = reward.astype(jnp.float32)
+        truncated = truncated & ~terminated
+        done = jnp.all(terminated | truncated, axis=-1)
+
+        # Truncated episodes bootstrap from V(final observation); computed only when needed.
+        def final_values():
+            _, _, v = self.policy.apply(params, self._flat(obs_st), carry, jnp.zeros(n * a, bool))
+            return jnp.where(truncated, v.reshape(n, a), 0.0)
+
+        final_value = jax.lax.cond(
+            jnp.any(truncated), final_values, lambda: jnp.zeros((n, a), jnp.float32)
+        )
+
+        episode_return = rs.episode_return + reward
+        episode_length = rs.episode_length + 1
+        stats = jax.vmap(self.env.episode_stats)(state_st)
+        transition = Transition(
+            obs=rs.obs, action=action, log_prob=log_prob, value=value.reshape(n, a),
+            reward=reward, terminated=terminated, truncated=truncated, final_value=final_value,
+            reset=rs.episode_start, done=done, episode_score=episode_return.mean(-1),
+            task_id=rs.task_id,
+        )
+        # Episode sums for logging: only finished episodes count (never placeholder zeros).
+        w = done.astype(jnp.float32)
+        sums = {
+            "episodes": w.sum(),
+            "overview/reward": (w * episode_return.mean(-1)).sum(),
+            "overview/episode_length": (w * episode_length).sum(),
+        }
+        for name, value_a in stats.items():
+            sums[f"env_agent/{name}"] = (w * value_a.astype(jnp.float32).mean(-1)).sum()
+
+        # Auto-reset (see module doc).
+        pool_obs, pool_state, pool_params, pool_tasks = self._fresh_episodes(
+            cstate, self._pool_keys(k_reset)
+        )
+        if self.pool_size == n:
+            pick = jnp.arange(n)
+        else:
+            pick = (jnp.cumsum(done) - 1) % self.pool_size
+
+        def select(fresh, old):
+            fresh = fresh[pick]
+            mask = done.reshape((n,) + (1,) * (old.ndim - 1))
+            return jnp.where(mask, fresh, old)
+
+        new_rs = RolloutState(
+            env_state=jax.tree.map(select, pool_state, state_st),
+            env_params=jax.tree.map(select, pool_params, rs.env_params),
+            task_id=select(pool_tasks, rs.task_id),
+            obs=jax.tree.map(select, pool_obs, obs_st),
+            carry=carry,
+            episode_start=done,
+            episode_return=jnp.where(done[:, None], 0.0, episode_return),
+            episode_length=jnp.where(done, 0, episode_length),
+        )
+        return new_rs, transition, sums
+
+    # ------------------------------------------------------------------ T steps
+    def run(self, params, cstate, rs: RolloutState, key):
+        """Returns (state, transitions [T, ...], episode sums, last value [N, A],
+        carries at each sequence start [T / horizon, N * A, ...])."""
+        n, a = self.num_envs, self.num_agents
+        chunks = self.num_steps // self.horizon
+
+        def inner(carry, k):
+            rs, sums = carry
+            rs, tr, s = self.step(params, cstate, rs, k)
+            sums = jax.tree.map(jnp.add, sums, s)
+            return (rs, sums), tr
+
+        def outer(carry, keys):
+            rs, _ = carry
+            start_carry = rs.carry
+            carry, tr = jax.lax.scan(inner, carry, keys)
+            return carry, (tr, start_carry)
+
+        zero_sums = {
+            "episodes": jnp.zeros(()),
+            "overview/reward": jnp.zeros(()),
+            "overview/episode_length": jnp.zeros(()),
+        }
+        for name in self._stat_names(rs):
+            zero_sums[f"env_agent/{name}"] = jnp.zeros(())
+        keys = jax.random.split(key, self.num_steps).reshape(chunks, self.horizon, -1)
+        (rs, sums), (tr, start_carries) = jax.lax.scan(outer, (rs, zero_sums), keys)
+        tr = jax.tree.map(lambda x: x.reshape((self.num_steps,) + x.shape[2:]), tr)
+        reset_rows = jnp.repeat(rs.episode_start, a)
+        _, _, last_value = self.policy.apply(params, self._flat(rs.obs), rs.carry, reset_rows)
+        return rs, tr, sums, last_value.reshape(n, a), start_carries
+
+    def _stat_names(self, rs):
+        return list(jax.eval_shape(jax.vmap(self.env.episode_stats), rs.env_state).keys())

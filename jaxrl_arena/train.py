@@ -1,0 +1,286 @@
+"""``make_train(config) -> (init, train_chunk)``: the whole PPO update as one compiled function.
+
+``train_chunk(state)`` is a single ``jit`` (state donated) that ``lax.scan``s ``K`` updates; each
+update is: rollout scan over ``T`` steps of vmapped envs → GAE → epochs × minibatch optimizer
+steps → curriculum update. Metrics are reduced to scalars inside the jit and come back as
+``[R, K]`` arrays (``R`` runs: seeds × A/B variants, vmapped in the same jit). The env axis
+is sharded over ``jax.devices()`` with ``shard_map``; gradients and statistics are averaged
+across the mesh. The host loop (:mod:`jaxrl_arena.loop`) only calls chunks, logs and
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterator
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from envs.base import MultiAgentEnv
+from jaxrl_arena import config as config_lib
+from jaxrl_arena.config import Config, ConfigError
+from jaxrl_arena.curriculum import EpisodeOutcomes, make_curriculum
+from jaxrl_arena.networks import make_policy
+from jaxrl_arena.ppo import Hyperparams, Learner, Minibatch, gae
+from jaxrl_arena.rollout import Rollout, RolloutState, reset_pool_size
+
+AXIS = "env"  # the mesh axis the environments are sharded over
+
+
+@struct.dataclass
+class TrainState:
+    """Everything a run needs to continue bitwise: checkpointed whole."""
+
+    params: Any
+    opt_state: Any
+    opt_step: jax.Array  # int32: optimizer steps taken (drives the lr schedule)
+    update: jax.Array  # int32: updates done
+    rollout: RolloutState  # env states, params, obs, recurrent carries, episode accumulators
+    curriculum: Any
+    key: jax.Array  # uint32[2] raw PRNG key data
+    hp: Hyperparams  # per-run hyperparameters (data, so runs vmap)
+    consecutive_skips: jax.Array  # int32: updates in a row with a non-finite step
+    skipped_updates: jax.Array  # int32: total
+
+
+def state_specs(rollout_spec=P(None, AXIS)) -> TrainState:
+    """shard_map specs: the rollout state is split along envs, everything else replicated."""
+    return TrainState(
+        params=P(), opt_state=P(), opt_step=P(), update=P(), rollout=rollout_spec,
+        curriculum=P(), key=P(), hp=P(), consecutive_skips=P(), skipped_updates=P(),
+    )
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """One of the ``R`` runs vmapped together: a seed and its (A/B variant) hyperparameters."""
+
+    label: str
+    seed: int
+    config: Config
+
+
+def expand_runs(cfg: Config, ab: list[str] | None = None) -> list[RunSpec]:
+    """Seeds × A/B variants. ``ab`` items look like ``ppo.lr=1e-3,3e-4`` (cross product)."""
+    variants: list[tuple[str, Config]] = [("", cfg)]
+    for item in ab or []:
+        key, text = config_lib.split_override(item)
+        config_lib.check_key(key)
+        if key not in config_lib.VMAPPABLE_KEYS:
+            raise ConfigError(
+                f"--ab key {key!r} changes the compiled program; A/B keys allowed: "
+                f"{', '.join(config_lib.VMAPPABLE_KEYS)}"
+            )
+        values = [config_lib.parse_value(key, v) for v in text.split(",") if v.strip()]
+        variants = [
+            (f"{label},{key}={v}".lstrip(","), config_lib.replace(c, key, v))
+            for label, c in variants for v in values
+        ]
+    runs = []
+    for label, c in variants:
+        for i in range(cfg.run.num_seeds):
+            seed = cfg.run.seed + i
+            name = f"{label},seed={seed}".lstrip(",") if (len(variants) > 1 or cfg.run.num_seeds > 1) else ""
+            runs.append(RunSpec(name, seed, c))
+    return runs
+
+
+@dataclasses.dataclass
+class TrainProgram:
+    """What :func:`make_train` returns; unpacks as ``init, train_chunk = make_train(cfg)``."""
+
+    init: Callable[[jax.Array], TrainState]
+    train_chunk: Callable[[TrainState], tuple[TrainState, dict]]
+    config: Config
+    env: MultiAgentEnv
+    policy: Any
+    curriculum: Any
+    mesh: Mesh
+    runs: list[RunSpec]
+    num_envs: int
+    num_updates: int
+    agent_steps_per_update: int
+    chunk_for: Callable[[int], Callable]
+
+    def __iter__(self) -> Iterator[Callable]:
+        return iter((self.init, self.train_chunk))
+
+
+def make_env(cfg: Config) -> MultiAgentEnv:
+    from envs.registry import make
+
+    return make(cfg.env.name, max_steps=cfg.env.max_steps)
+
+
+def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] | None = None,
+               devices: list | None = None) -> TrainProgram:
+    """Build the pure ``init(key)`` and the compiled ``train_chunk(state)`` for ``cfg``."""
+    devices = list(devices or jax.devices())
+    env = env or make_env(cfg)
+    if cfg.ppo.num_envs == "auto":
+        raise ConfigError("ppo.num_envs=auto must be resolved first (jaxrl_arena.autosize)")
+    config_lib.validate(cfg, num_agents=env.num_agents, num_devices=len(devices))
+    runs = expand_runs(cfg, ab)
+    ppo = cfg.ppo
+    num_envs = int(ppo.num_envs)
+    local_envs = num_envs // len(devices)
+    A = env.num_agents
+    T = ppo.num_steps
+    recurrent = cfg.policy.kind == "lstm"
+    horizon = (ppo.bptt_horizon or T) if recurrent else T
+    learner_horizon = horizon if recurrent else 1
+    agent_steps_per_update = num_envs * T * A
+    num_updates = max(1, cfg.run.total_timesteps // agent_steps_per_update)
+
+    params0 = env.default_params
+    obs_space = env.observation_space(params0)
+    policy = make_policy(cfg.policy, obs_space.shape, env.action_space(params0).n,
+                         getattr(env, "dense_obs_scale", None))
+    policy.clip_vloss = ppo.clip_vloss
+    curriculum = make_curriculum(cfg, env)
+    rollout = Rollout(env, policy, curriculum, num_envs=local_envs, num_steps=T, horizon=horizon,
+                      pool_size=reset_pool_size(cfg.env, local_envs), axis_name=AXIS)
+    learner = Learner(policy, ppo, total_updates=num_updates, axis_name=AXIS)
+    mesh = Mesh(np.asarray(devices), (AXIS,))
+    R = len(runs)
+
+    # ---------------------------------------------------------------- one run, local shard
+    def init_single(key, hp):
+        k_params, k_env, k_run = jax.random.split(key, 3)
+        cstate = curriculum.init()
+        rs = rollout.init(k_env, cstate)
+        obs0 = jax.tree.map(lambda x: x[:1, 0], rs.obs)  # one agent row for shapes
+        params = policy.init(k_params, obs0)
+        return TrainState(
+            params=params, opt_state=learner.init(params), opt_step=jnp.zeros((), jnp.int32),
+            update=jnp.zeros((), jnp.int32), rollout=rs, curriculum=cstate, key=k_run, hp=hp,
+            consecutive_skips=jnp.zeros((), jnp.int32), skipped_updates=jnp.zeros((), jnp.int32),
+        )
+
+    def to_sequences(x, H):
+        """[T, B, ...] -> [H, (T/H)*B, ...]: sequences of H consecutive steps."""
+        C = x.shape[0] // H
+        x = x.reshape((C, H) + x.shape[1:])
+        x = jnp.moveaxis(x, 0, 1)
+        return x.reshape((H, C * x.shape[2]) + x.shape[3:])
+
+    def psum(x):
+        return jax.lax.psum(x, AXIS)
+
+    def update_single(ts: TrainState):
+        key, k_roll, k_learn = jax.random.split(ts.key, 3)
+        hp = ts.hp
+        rs, tr, sums, last_value, start_carries = rollout.run(ts.params, ts.curriculum,
+                                                              ts.rollout, k_roll)
+        rows = lambda x: x.reshape((T, local_envs * A) + x.shape[3:])
+        values = rows(tr.value)
+        advantages = gae(rows(tr.reward), values, rows(tr.terminated), rows(tr.truncated),
+                         rows(tr.final_value), last_value.reshape(-1), hp.gamma, hp.gae_lambda)
+        returns = advantages + values
+        resets = jnp.repeat(tr.reset, A, axis=1)
+        H = learner_horizon
+        data = Minibatch(
+            obs=jax.tree.map(lambda x: to_sequences(rows(x), H), tr.obs),
+            actions=to_sequences(rows(tr.action), H),
+            log_probs=to_sequences(rows(tr.log_prob), H),
+            values=to_sequences(values, H),
+            advantages=to_sequences(advantages, H),
+            returns=to_sequences(returns, H),
+            resets=to_sequences(resets, H),
+            carry=jax.tree.map(lambda c: c.reshape((-1,) + c.shape[2:]), start_carries)
+            if recurrent else (),
+        )
+        params, opt_state, opt_step, metrics = learner.update(
+            ts.params, ts.opt_state, ts.opt_step, data, hp, k_learn, ts.update
+        )
+        outcomes = EpisodeOutcomes(task_id=tr.task_id.reshape(-1), done=tr.done.reshape(-1),
+                                   score=tr.episode_score.reshape(-1))
+        cstate = curriculum.update(ts.curriculum, outcomes, AXIS)
+
+        # Episode statistics: means over episodes that finished in this update only.
+        sums = psum(sums)
+        episodes = sums.pop("episodes")
+        for name, total in sums.items():
+            metrics[name] = jnp.where(episodes > 0, total / jnp.maximum(episodes, 1.0), jnp.nan)
+        metrics["overview/episodes"] = episodes
+        # Explained variance over the whole (global) batch.
+        m = jax.lax.pmean(jnp.stack([returns.mean(), jnp.square(returns).mean(),
+                                     (returns - values).mean(),
+                                     jnp.square(returns - values).mean()]), AXIS)
+        var_ret, var_res = m[1] - m[0] ** 2, m[3] - m[2] ** 2
+        metrics["loss/explained_variance"] = jnp.where(var_ret > 1e-8, 1.0 - var_res / var_ret,
+                                                       jnp.nan)
+        metrics["rollout/reward_per_step"] = jax.lax.pmean(tr.reward.mean(), AXIS)
+        metrics.update(curriculum.metrics(cstate))
+        skipped = metrics["train/skipped_steps"] > 0
+        consecutive = jnp.where(skipped, ts.consecutive_skips + 1, 0)
+        metrics["train/skipped_updates"] = skipped.astype(jnp.float32)
+        metrics["train/consecutive_skips"] = consecutive.astype(jnp.float32)
+        new_ts = TrainState(
+            params=params, opt_state=opt_state, opt_step=opt_step, update=ts.update + 1,
+            rollout=rs, curriculum=cstate, key=key, hp=hp, consecutive_skips=consecutive,
+            skipped_updates=ts.skipped_updates + skipped.astype(jnp.int32),
+        )
+        return new_ts, metrics
+
+    def over_runs(fn):
+        """Map a single-run function over the leading run axis (no vmap when R = 1, so
+        ``lax.cond`` stays a real branch)."""
+        if R == 1:
+            def one(*args):
+                out = fn(*jax.tree.map(lambda x: x[0], args))
+                return jax.tree.map(lambda x: x[None], out)
+            return one
+        return jax.vmap(fn)
+
+    def chunk_local(ts, length):
+        def body(ts, _):
+            return update_single(ts)
+        return jax.lax.scan(body, ts, None, length=length)
+
+    specs = state_specs()
+    hps = jax.tree.map(lambda *xs: jnp.stack(xs),
+                       *[Hyperparams.from_config(r.config.ppo) for r in runs])
+    init_sharded = jax.jit(jax.shard_map(
+        over_runs(init_single), mesh=mesh, in_specs=(P(), P()), out_specs=specs,
+        check_vma=False,
+    ))
+
+    def init(key: jax.Array | None = None) -> TrainState:
+        """Initial state of all runs. ``key`` overrides the per-run seeds (tests)."""
+        if key is None:
+            keys = jnp.stack([jax.random.PRNGKey(r.seed) for r in runs])
+        else:
+            keys = jax.random.split(key, R)
+        return init_sharded(keys, hps)
+
+    compiled: dict[int, Callable] = {}
+
+    def chunk_for(length: int) -> Callable:
+        """The compiled chunk of ``length`` updates (cached; at most two lengths per run:
+        ``updates_per_chunk`` and the remainder)."""
+        if length not in compiled:
+            fn = jax.shard_map(
+                over_runs(lambda ts: chunk_local(ts, length)), mesh=mesh, in_specs=(specs,),
+                out_specs=(specs, P()), check_vma=False,
+            )
+            compiled[length] = jax.jit(fn, donate_argnums=0)
+        return compiled[length]
+
+    K = min(cfg.run.updates_per_chunk, num_updates)
+    return TrainProgram(
+        init=init, train_chunk=chunk_for(K), config=cfg, env=env, policy=policy,
+        curriculum=curriculum, mesh=mesh, runs=runs, num_envs=num_envs,
+        num_updates=num_updates, agent_steps_per_update=agent_steps_per_update,
+        chunk_for=chunk_for,
+    )
+
+
+def assert_finite_state(ts: TrainState) -> None:
+    chex.assert_tree_all_finite(ts.params)

@@ -1,0 +1,68 @@
+"""GAE against hand-computed values: termination, truncation, rollout boundary, zero length."""
+
+import chex
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl_arena.ppo import gae
+
+G, L = 0.9, 0.8
+R = [1.0, 2.0, 3.0]
+V = [0.5, 0.6, 0.7]
+LAST = 0.8
+
+
+def run(term=(0, 0, 0), trunc=(0, 0, 0), final=(0.0, 0.0, 0.0), r=R, v=V, last=LAST):
+    col = lambda x, dt=jnp.float32: jnp.asarray(x, dt)[:, None]
+    adv = gae(col(r), col(v), col(term, bool), col(trunc, bool), col(final), jnp.asarray([last]),
+              G, L)
+    chex.assert_shape(adv, (len(r), 1))
+    chex.assert_tree_all_finite(adv)
+    return np.asarray(adv[:, 0])
+
+
+def test_no_episode_end_bootstraps_through():
+    # d2 = 3 + .9*.8 - .7; d1 = 2 + .9*.7 - .6; d0 = 1 + .9*.6 - .5; A = d + .72 * A_next
+    np.testing.assert_allclose(run(), [4.067168, 4.2044, 3.02], rtol=1e-6)
+
+
+def test_termination_cuts_bootstrap_and_chain():
+    # step 1 terminates: d1 = 2 - .6 = 1.4, no chain from step 2.
+    np.testing.assert_allclose(run(term=(0, 1, 0)), [1.04 + 0.72 * 1.4, 1.4, 3.02], rtol=1e-6)
+
+
+def test_truncation_bootstraps_from_final_observation_and_cuts_chain():
+    # step 1 truncates with V(final_obs) = 5: d1 = 2 + .9*5 - .6 = 5.9; chain cut at the boundary.
+    np.testing.assert_allclose(run(trunc=(0, 1, 0), final=(9.0, 5.0, 9.0)),
+                               [1.04 + 0.72 * 5.9, 5.9, 3.02], rtol=1e-6)
+
+
+def test_truncation_does_not_use_next_rows_value():
+    # The row after a truncation belongs to a new episode: its value (0.7) must not leak in.
+    a = run(trunc=(0, 1, 0), final=(0.0, 5.0, 0.0), v=[0.5, 0.6, 100.0])
+    assert a[1] == pytest.approx(2 + 0.9 * 5.0 - 0.6)
+
+
+def test_episode_ending_exactly_at_rollout_boundary():
+    # terminated at the last step: the last value (obs of the next episode) is ignored.
+    assert run(term=(0, 0, 1))[2] == pytest.approx(3 - 0.7)
+    # truncated at the last step: bootstrap from the final observation, not last_value.
+    assert run(trunc=(0, 0, 1), final=(0, 0, 4.0))[2] == pytest.approx(3 + 0.9 * 4.0 - 0.7)
+
+
+def test_single_step_rollout_and_one_step_episodes():
+    np.testing.assert_allclose(run(r=[1.0], v=[0.5], term=(0,), trunc=(0,), final=(0,)),
+                               [1 + 0.9 * 0.8 - 0.5], rtol=1e-6)
+    # Every step ends an episode (length-1 episodes): A_t = r_t - V_t.
+    np.testing.assert_allclose(run(term=(1, 1, 1)), np.array(R) - np.array(V), rtol=1e-6)
+
+
+def test_empty_batch_and_batch_columns_are_independent():
+    empty = gae(*(jnp.zeros((4, 0)),) * 2, jnp.zeros((4, 0), bool), jnp.zeros((4, 0), bool),
+                jnp.zeros((4, 0)), jnp.zeros((0,)), G, L)
+    chex.assert_shape(empty, (4, 0))
+    two = gae(jnp.asarray([R, R]).T, jnp.asarray([V, V]).T, jnp.asarray([[0, 1, 0], [0, 0, 0]], bool).T,
+              jnp.zeros((3, 2), bool), jnp.zeros((3, 2)), jnp.asarray([LAST, LAST]), G, L)
+    np.testing.assert_allclose(np.asarray(two[:, 0]), run(term=(0, 1, 0)), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(two[:, 1]), run(), rtol=1e-6)

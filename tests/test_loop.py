@@ -1,0 +1,126 @@
+"""The host loop: run files, TensorBoard scalars, bitwise resume, SIGTERM, non-finite stop,
+num_envs=auto."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxrl_arena import config as C
+from jaxrl_arena.checkpoint import Checkpointer
+from jaxrl_arena.logging import read_metrics, read_tensorboard_scalars
+from jaxrl_arena.loop import TrainingStopped, train
+from toy_envs import CountdownEnv, countdown_params
+
+from conftest import REPO
+
+TOY = ["ppo.num_envs=8", "ppo.num_steps=4", "ppo.num_minibatches=2", "ppo.update_epochs=2",
+       "policy.hidden_sizes=8,8", "run.updates_per_chunk=2", "logging.progress=false"]
+CARTPOLE = ["ppo.num_envs=4", "ppo.num_steps=32", "ppo.num_minibatches=2", "ppo.update_epochs=2",
+            "run.updates_per_chunk=2", "logging.progress=false", "checkpoint.every_updates=2"]
+
+REQUIRED = ["overview/reward", "overview/sps", "overview/episode_length", "loss/policy_loss",
+            "loss/value_loss", "loss/entropy", "loss/approx_kl", "loss/clipfrac",
+            "loss/explained_variance", "train/learning_rate", "env_agent/steps",
+            "curriculum/total_episodes", "task_reward/short/rewards.mean"]
+
+
+def toy_cfg(tmp_path, *extra):
+    return C.apply_overrides(C.Config(), TOY + [f"run.dir={tmp_path}"] + list(extra))
+
+
+def test_run_files_and_tensorboard_scalars(tmp_path):
+    cfg = toy_cfg(tmp_path / "run", "run.total_timesteps=640")  # 10 updates of 64 agent-steps
+    result = train(cfg, env=CountdownEnv(num_agents=2), experiment="toy")
+    run = tmp_path / "run"
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["ppo"]["num_envs"] == 8 and saved["_resolved"]["num_updates"] == 10
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [64 * (i + 1) for i in range(10)]
+    assert result.agent_steps == 640 and Checkpointer(run / "checkpoints").latest_step() == 10
+    scalars = read_tensorboard_scalars(run / "tb")
+    for name in REQUIRED:
+        logged = [(r["step"], r[name]) for r in rows if r.get(name) is not None]
+        assert logged, f"{name} never logged"
+        tb = dict(scalars[name])
+        for step, value in logged:
+            assert tb[step] == pytest.approx(value, rel=1e-6), name
+    # Episode means appear only where episodes finished: the first update (4 steps of
+    # 3- or 5-step episodes) has some; none are written as zero placeholders.
+    assert all(r["env_agent/steps"] in (None, 3.0) or 3.0 <= r["env_agent/steps"] <= 5.0 for r in rows if "env_agent/steps" in r)
+
+
+def _params(state):
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state.params))]
+
+
+def test_resume_is_bitwise_identical(tmp_path):
+    env = CountdownEnv(num_agents=2)
+    full = train(toy_cfg(tmp_path / "full", "run.total_timesteps=512"), env=env)  # 8 updates
+    half = train(toy_cfg(tmp_path / "split", "run.total_timesteps=256"), env=env)
+    assert half.updates == 4
+    resumed = train(toy_cfg(tmp_path / "split", "run.total_timesteps=512"), env=env)
+    assert resumed.resumed_from == 4 and resumed.updates == 8
+    for a, b in zip(_params(full.state), _params(resumed.state)):
+        np.testing.assert_array_equal(a, b)
+    drop = ("wall_time", "overview/sps")
+    clean = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]
+    assert clean(read_metrics(tmp_path / "full" / "metrics.jsonl")) == clean(
+        read_metrics(tmp_path / "split" / "metrics.jsonl"))
+    # Resuming with a different learning problem is refused in one line.
+    with pytest.raises(C.ConfigError, match="holds a run with a different config .*ppo.lr"):
+        train(toy_cfg(tmp_path / "split", "run.total_timesteps=640", "ppo.lr=0.1"), env=env)
+    # --fresh starts over.
+    fresh = train(toy_cfg(tmp_path / "split", "run.total_timesteps=128"), env=env, fresh=True)
+    assert fresh.resumed_from is None and fresh.updates == 2
+    assert len(read_metrics(tmp_path / "split" / "metrics.jsonl")) == 2
+
+
+def test_non_finite_updates_stop_the_run_with_last_checkpoint_intact(tmp_path):
+    class NaNAfterwards(CountdownEnv):
+        """Finite rewards for the first task, NaN for the other: training goes non-finite."""
+
+        def named_tasks(self):
+            return {"nan": countdown_params(3, float("nan"))}
+
+    cfg = toy_cfg(tmp_path / "nan", "run.total_timesteps=6400", "ppo.max_consecutive_skips=3")
+    with pytest.raises(TrainingStopped, match="3 consecutive updates had a non-finite"):
+        train(cfg, env=NaNAfterwards(num_agents=2))
+    assert Checkpointer(tmp_path / "nan" / "checkpoints").latest_step() is None
+
+
+def test_sigterm_saves_and_exits_zero_then_resumes(tmp_path):
+    run = tmp_path / "sig"
+    cmd = [sys.executable, str(REPO / "experiments" / "gymnax_env.py"), "--env", "CartPole-v1",
+           "--config-override", *CARTPOLE, "run.total_timesteps=100_000_000", f"run.dir={run}",
+           "checkpoint.every_updates=0"]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "metrics.jsonl").exists():
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "received SIGTERM: saved checkpoint" in err
+    step = Checkpointer(run / "checkpoints").latest_step()
+    assert step is not None and step > 0
+    rows = read_metrics(run / "metrics.jsonl")
+    assert rows[-1]["update"] >= step
+
+
+def test_num_envs_auto_picks_a_power_of_two(tmp_path, capsys):
+    from jaxrl_arena.autosize import resolve_num_envs
+
+    cfg = C.apply_overrides(C.Config(), TOY + ["ppo.num_envs=auto", f"run.dir={tmp_path}"])
+    resolved, report = resolve_num_envs(cfg, CountdownEnv(num_agents=2), jax.devices()[:1])
+    n = resolved.ppo.num_envs
+    assert n & (n - 1) == 0 and 2 <= n <= 64
+    assert "KiB per env" in report and "ppo.num_envs=auto ->" in capsys.readouterr().out

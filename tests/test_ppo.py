@@ -1,0 +1,118 @@
+"""The PPO learner: loss sanity, gradient accumulation == big-batch gradient, non-finite
+steps skipped, and the same update on 1 and 4 devices."""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+
+from jaxrl_arena.config import PolicyConfig, PPOConfig
+from jaxrl_arena.networks import make_policy
+from jaxrl_arena.ppo import Hyperparams, Learner, Minibatch, loss_fn
+
+MLP = PolicyConfig(kind="mlp", hidden_sizes=(16, 16))
+LSTM = PolicyConfig(kind="lstm", hidden_sizes=(16,), lstm_size=8, lstm_layers=1,
+                    actor_hidden=16, critic_hidden=16)
+
+
+def make_data(policy, params, H, S, key=0):
+    k = jax.random.split(jax.random.PRNGKey(key), 6)
+    obs = jax.random.normal(k[0], (H, S, 4))
+    _, logits, values = policy.apply_sequence(params, obs, policy.initial_carry(S),
+                                              jnp.zeros((H, S), bool))
+    actions = jax.random.randint(k[1], (H, S), 0, 3)
+    log_probs = jnp.take_along_axis(jax.nn.log_softmax(logits), actions[..., None], -1)[..., 0]
+    adv = jax.random.normal(k[2], (H, S))
+    carry = jax.tree.map(lambda c: 0.1 * jax.random.normal(k[3], c.shape), policy.initial_carry(S))
+    return Minibatch(obs=obs, actions=actions, log_probs=log_probs + 0.05 * jax.random.normal(k[4], (H, S)),
+                     values=values, advantages=adv, returns=adv + values,
+                     resets=jax.random.bernoulli(k[5], 0.2, (H, S)), carry=carry)
+
+
+def setup(cfg, H=4, S=16, **ppo_kwargs):
+    policy = make_policy(cfg, (4,), 3)
+    policy.clip_vloss = True
+    params = policy.init(jax.random.PRNGKey(0), jnp.zeros((2, 4)))
+    ppo = dataclasses.replace(PPOConfig(), **ppo_kwargs)
+    return policy, params, ppo, make_data(policy, params, H, S)
+
+
+def coefs():
+    return {"clip_coef": 0.2, "vf_clip_coef": 0.2, "ent_coef": 0.01, "vf_coef": 0.5}
+
+
+def test_loss_at_the_old_policy():
+    policy, params, _, data = setup(MLP, H=1)
+    data = data._replace(log_probs=make_data(policy, params, 1, 16).log_probs * 0)
+    _, logits, _ = policy.apply_sequence(params, data.obs, (), data.resets)
+    lp = jnp.take_along_axis(jax.nn.log_softmax(logits), data.actions[..., None], -1)[..., 0]
+    data = data._replace(log_probs=lp)
+    _, m = loss_fn(params, policy, coefs(), data)
+    assert float(m["loss/approx_kl"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(m["loss/clipfrac"]) == 0.0
+    assert float(m["loss/policy_loss"]) == pytest.approx(-float(data.advantages.mean()), abs=1e-6)
+    assert float(m["loss/value_loss"]) == pytest.approx(0.5 * float(jnp.square(data.advantages).mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("cfg, H", [(MLP, 1), (LSTM, 4)])
+def test_gradient_accumulation_equals_big_batch_gradient(cfg, H):
+    policy, params, ppo, data = setup(cfg, H=H)
+    big = Learner(policy, dataclasses.replace(ppo, grad_accum_steps=1), total_updates=1)
+    acc = Learner(policy, dataclasses.replace(ppo, grad_accum_steps=4), total_updates=1)
+    l1, m1, g1 = big.gradients(params, coefs(), data)
+    l4, m4, g4 = acc.gradients(params, coefs(), data)
+    assert float(l1) == pytest.approx(float(l4), rel=1e-5)
+    chex.assert_trees_all_close(g1, g4, rtol=1e-4, atol=1e-7)
+    chex.assert_trees_all_close(m1, m4, rtol=1e-4, atol=1e-7)
+
+
+def test_non_finite_steps_are_skipped_and_counted():
+    policy, params, ppo, data = setup(MLP, H=1, num_minibatches=1, update_epochs=3)
+    learner = Learner(policy, ppo, total_updates=1)
+    opt = learner.init(params)
+    hp = Hyperparams.from_config(ppo)
+    bad = data._replace(advantages=data.advantages.at[0, 3].set(jnp.nan))
+    new_params, new_opt, step, m = learner.update(params, opt, jnp.int32(0), bad, hp,
+                                                  jax.random.PRNGKey(1), jnp.int32(0))
+    chex.assert_trees_all_equal(new_params, params)
+    chex.assert_trees_all_equal(new_opt, opt)
+    assert float(m["train/skipped_steps"]) == 3 and int(step) == 3
+    # With two minibatches only the one holding the NaN is skipped, once per epoch.
+    two = Learner(policy, dataclasses.replace(ppo, num_minibatches=2), total_updates=1)
+    _, _, _, m2 = two.update(params, opt, jnp.int32(0), bad, hp, jax.random.PRNGKey(1), jnp.int32(0))
+    assert float(m2["train/skipped_steps"]) == 3
+    # The same data without the NaN moves the parameters.
+    good_params, _, _, m = learner.update(params, opt, jnp.int32(0), data, hp,
+                                          jax.random.PRNGKey(1), jnp.int32(0))
+    assert float(m["train/skipped_steps"]) == 0
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(good_params), jax.tree.leaves(params)))
+
+
+@pytest.mark.parametrize("cfg, H", [(MLP, 1), (LSTM, 4)])
+def test_one_and_four_devices_give_the_same_update(cfg, H):
+    devices = jax.devices()
+    assert len(devices) >= 4, "conftest sets --xla_force_host_platform_device_count=4"
+    policy, params, ppo, data = setup(cfg, H=H, S=32, num_minibatches=1, update_epochs=2)
+    hp = Hyperparams.from_config(ppo)
+
+    def run(n):
+        learner = Learner(policy, ppo, total_updates=1, axis_name="env")
+        mesh = Mesh(np.asarray(devices[:n]), ("env",))
+        seq, carry = P(None, "env"), P("env")
+        specs = Minibatch(obs=seq, actions=seq, log_probs=seq, values=seq, advantages=seq,
+                          returns=seq, resets=seq, carry=carry)
+        fn = jax.shard_map(
+            lambda p, d: learner.update(p, learner.init(p), jnp.int32(0), d, hp,
+                                        jax.random.PRNGKey(3), jnp.int32(0))[0],
+            mesh=mesh, in_specs=(P(), specs), out_specs=P(), check_vma=False)
+        return jax.jit(fn)(params, data)
+
+    one, four = run(1), run(4)
+    moved = sum(float(jnp.abs(a - b).sum()) for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(params)))
+    assert moved > 0
+    chex.assert_trees_all_close(one, four, rtol=2e-5, atol=2e-6)
