@@ -65,6 +65,9 @@ class MultiAgentEnv(Generic[TEnvState, TEnvParams]):
     ``default_params``; ``num_agents`` is a static attribute."""
 
     num_agents: int = 1
+    # False when episodes only ever terminate (no time limits outside the MDP): the trainer
+    # then skips computing V(final_observation) for truncation bootstraps.
+    can_truncate: bool = True
 
     @property
     def name(self) -> str:
@@ -81,6 +84,12 @@ class MultiAgentEnv(Generic[TEnvState, TEnvParams]):
         self, key: jax.Array, state: TEnvState, action: jax.Array, params: TEnvParams
     ) -> tuple[Any, TEnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
         raise NotImplementedError
+
+    def reset_env_first(self, key: jax.Array, params: TEnvParams) -> tuple[Any, TEnvState]:
+        """The reset of each env's *first* episode. Envs that stagger episode boundaries
+        across parallel envs (the arena's ``desync_episodes``) override it; by default it is
+        ``reset_env``."""
+        return self.reset_env(key, params)
 
     def observation_space(self, params: TEnvParams) -> Box:
         raise NotImplementedError

@@ -57,15 +57,17 @@ def learn(seeds: int, budget: int, target: float) -> bool:
     return bool(hit.size) and smooth[-1] >= target
 
 
-def speed(envs: list[int], repeats: int, updates: int) -> None:
+def speed(envs: list[int], repeats: int, updates: int, overrides: list[str]) -> None:
     dev = jax.devices()[0]
-    print(f"device: {dev.device_kind} ({dev.platform}), jax {jax.__version__}")
-    print("| envs | T | agent-steps/update | compile s | end-to-end SPS (median) | env-only SPS |")
-    print("|---|---|---|---|---|---|")
+    print(f"device: {dev.device_kind} ({dev.platform}), jax {jax.__version__}; "
+          f"overrides: {' '.join(overrides) or 'none'}")
+    print("| envs | T | agent-steps/update | compile s | end-to-end SPS (median) | rollout+GAE share | "
+          "rollout-only SPS | env-only SPS |")
+    print("|---|---|---|---|---|---|---|---|")
     for n in envs:
         cfg = C.apply_overrides(C.get_recipe("cartpole"), [
             f"ppo.num_envs={n}", "ppo.num_steps=128", f"run.updates_per_chunk={updates}",
-            f"run.total_timesteps={n * 128 * updates * 100}"])
+            f"run.total_timesteps={n * 128 * updates * 100}", *overrides])
         prog = make_train(cfg, devices=[dev])
         state = prog.init()
         t0 = time.perf_counter()
@@ -79,9 +81,27 @@ def speed(envs: list[int], repeats: int, updates: int) -> None:
             state, m = exe(state)
             jax.block_until_ready(m)
             times.append(time.perf_counter() - t0)
-        sps = updates * prog.agent_steps_per_update / statistics.median(times)
+        full = statistics.median(times)
+        roll = timed(prog.chunk_for(updates, learn=False), state, repeats)
+        sps = updates * prog.agent_steps_per_update / full
+        roll_sps = updates * prog.agent_steps_per_update / roll
         print(f"| {n} | 128 | {prog.agent_steps_per_update:,} | {compile_s:.1f} | "
-              f"{sps / 1e6:.2f}M | {env_only(prog, n) / 1e6:.1f}M |")
+              f"{sps / 1e6:.2f}M | {roll / full:.0%} | {roll_sps / 1e6:.1f}M | "
+              f"{env_only(prog, n) / 1e6:.1f}M |")
+
+
+def timed(fn, state, repeats: int) -> float:
+    """Median seconds of ``fn(state)`` after a warm-up call (state is donated and rethreaded)."""
+    state = jax.tree.map(jnp.copy, state)
+    state, m = fn(state)
+    jax.block_until_ready(m)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state, m = fn(state)
+        jax.block_until_ready(m)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def env_only(prog, n: int, steps: int = 1000) -> float:
@@ -120,10 +140,11 @@ def main() -> int:
     ps.add_argument("--envs", type=int, nargs="+", default=[512, 2048, 8192])
     ps.add_argument("--repeats", type=int, default=5)
     ps.add_argument("--updates", type=int, default=10)
+    ps.add_argument("--override", nargs="*", default=[], help="config overrides (ablations)")
     args = p.parse_args()
     if args.mode == "learn":
         return 0 if learn(args.seeds, args.budget, args.target) else 1
-    speed(args.envs, args.repeats, args.updates)
+    speed(args.envs, args.repeats, args.updates, args.override)
     return 0
 
 

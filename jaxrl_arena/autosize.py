@@ -5,7 +5,7 @@ temporaries − donated aliases). Bytes grow linearly with the env count, so two
 give the bytes per env and the fixed part; the largest power of two under
 ``ppo.auto_memory_fraction`` of device memory is then compiled once more to confirm (halved
 until it fits). On CPU, where more envs mostly cost time rather than memory, the choice is
-capped at 64 envs per device.
+capped at 1024 agent rows (envs × agents) per device.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import jax
 from jaxrl_arena import config as config_lib
 from jaxrl_arena.config import Config
 
-CPU_MAX_ENVS_PER_DEVICE = 64
+CPU_MAX_AGENT_ROWS_PER_DEVICE = 1024
 
 
 def device_memory_bytes(device) -> int | None:
@@ -32,6 +32,9 @@ def compiled_bytes(cfg: Config, env, devices, num_envs: int, ab=None) -> int:
     from jaxrl_arena.train import make_train
 
     trial = config_lib.replace(cfg, "ppo.num_envs", num_envs)
+    trial = config_lib.resolve_minibatches(
+        config_lib.replace(trial, "ppo.minibatch_size", 0) if cfg.ppo.minibatch_size > num_envs * cfg.ppo.num_steps * env.num_agents else trial,
+        env.num_agents)
     trial = config_lib.replace(trial, "run.total_timesteps",
                                max(cfg.run.total_timesteps, num_envs * cfg.ppo.num_steps * env.num_agents))
     program = make_train(trial, env=env, ab=ab, devices=devices)
@@ -53,9 +56,19 @@ def resolve_num_envs(cfg: Config, env, devices, ab=None) -> tuple[Config, str]:
     if mem is not None:
         budget = cfg.ppo.auto_memory_fraction * mem
     if devices[0].platform == "cpu":
-        per_device_cap = min(per_device_cap, CPU_MAX_ENVS_PER_DEVICE)
+        per_device_cap = min(per_device_cap, max(1, CPU_MAX_AGENT_ROWS_PER_DEVICE // env.num_agents))
+    if budget is None:
+        # No device memory figure (CPU): more envs cost time, not memory; take the cap
+        # without compiling trial programs.
+        n = 1
+        while n * 2 <= per_device_cap:
+            n *= 2
+        n *= d
+        report = f"auto: {n} envs (CPU cap of {CPU_MAX_AGENT_ROWS_PER_DEVICE} agent rows per device)"
+        print(f"ppo.num_envs=auto -> {n}: {report[6:]}")
+        return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
     # The smallest env count the minibatch split allows.
-    base = d * max(1, cfg.ppo.num_minibatches)
+    base = d if cfg.ppo.minibatch_size > 0 else d * max(1, cfg.ppo.num_minibatches)
     n1 = base
     b1 = compiled_bytes(cfg, env, devices, n1, ab)
     b2 = compiled_bytes(cfg, env, devices, 2 * n1, ab)

@@ -41,6 +41,16 @@ class EnvConfig:
     reset_strategy: Literal["optimistic", "every_step"] = "optimistic"
     reset_pool: int | Auto = "auto"  # resets computed per step; auto = min(N, max(8, N // 16))
     max_steps: int = 0  # episode limit override; 0 keeps the env's own
+    # Project envs (arena): shapes are constructor arguments, the task is data.
+    num_agents: int = 0  # 0 keeps the env's default (arena: 24)
+    obs_kind: Literal["dense", "tokens"] = "dense"
+    # V(final observation) for truncated episodes: "cond" computes it only at steps where an
+    # env truncates (a branch; on GPUs the predicate goes to the host), "dense" every step.
+    truncation_bootstrap: Literal["cond", "dense"] = "cond"
+    desync_episodes: bool = True  # arena: each env's first episode ends at a random horizon
+    combat: bool = True  # arena: attacks cost 1 laser (on) or 100 (off)
+    easy_altar: bool = True  # arena: altar takes 1 battery (easy) or the standard recipe
+    shaped_rewards: bool = True  # arena: shaped item rewards or hearts only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +75,9 @@ class PPOConfig:
     num_envs: int | Auto = 64
     num_steps: int = 128  # rollout length T
     num_minibatches: int = 4
+    # Agent-steps per minibatch; when > 0 it sets num_minibatches = batch // minibatch_size
+    # (so the minibatch stays fixed when num_envs changes, e.g. with num_envs=auto).
+    minibatch_size: int = 0
     update_epochs: int = 4
     lr: float = 2.5e-4
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
@@ -310,6 +323,48 @@ def _cartpole() -> Config:
             vf_coef=0.5, max_grad_norm=0.5,
         ),
     )
+
+
+@recipe("arena_basic_easy_shaped")
+def _arena_basic_easy_shaped() -> Config:
+    """Era-B arena (easy altar, shaped rewards, combat on, 24 agents) with the LSTM "fast"
+    policy over the dense [27, 11, 11] box and the Era-B PPO defaults (spec arena.md §13)."""
+    return Config(
+        run=RunConfig(total_timesteps=1_000_000, updates_per_chunk=5),
+        env=EnvConfig(name="arena", num_agents=24, obs_kind="dense", desync_episodes=True,
+                      combat=True, easy_altar=True, shaped_rewards=True),
+        policy=PolicyConfig(kind="lstm", cnn_channels=(64, 64), cnn_kernels=(5, 3),
+                            cnn_strides=(3, 1), hidden_sizes=(128, 128), lstm_size=128,
+                            lstm_layers=2, actor_hidden=512, critic_hidden=1024, obs_scale="env"),
+        ppo=PPOConfig(
+            num_envs="auto", num_steps=64, bptt_horizon=64, minibatch_size=16_384,
+            update_epochs=1, lr=0.001153637, adam_eps=3.186531e-07, gamma=0.977,
+            gae_lambda=0.891477, clip_coef=0.264407, vf_coef=0.897619, vf_clip_coef=0.1,
+            ent_coef=0.01, max_grad_norm=0.5,
+        ),
+        checkpoint=CheckpointConfig(every_seconds=300.0),
+    )
+
+
+@recipe("arena_ff")
+def _arena_ff() -> Config:
+    """The arena recipe with a feed-forward CNN policy (same torso and heads, no LSTM)."""
+    cfg = _arena_basic_easy_shaped()
+    return dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, kind="cnn"))
+
+
+def resolve_minibatches(cfg: Config, num_agents: int) -> Config:
+    """Turn ``ppo.minibatch_size`` into ``ppo.num_minibatches`` (needs num_envs resolved)."""
+    ppo = cfg.ppo
+    if ppo.minibatch_size <= 0 or ppo.num_envs == "auto":
+        return cfg
+    batch = ppo.num_envs * num_agents * ppo.num_steps
+    if batch % ppo.minibatch_size:
+        raise ConfigError(
+            f"batch {batch} (num_envs*agents*num_steps) is not divisible by "
+            f"ppo.minibatch_size={ppo.minibatch_size}"
+        )
+    return replace(cfg, "ppo.num_minibatches", batch // ppo.minibatch_size)
 
 
 # ----------------------------------------------------------------------------- validation

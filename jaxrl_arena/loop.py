@@ -110,6 +110,7 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
     devices = jax.devices()
     env = env or make_env(cfg)
     cfg, autosize_report = resolve_num_envs(cfg, env, devices, ab=ab)
+    cfg = config_lib.resolve_minibatches(cfg, env.num_agents)
     config_lib.validate(cfg, num_agents=env.num_agents, num_devices=len(devices))
     directory = run_dir(cfg, experiment, recipe)
     ckpt_dir = directory / "checkpoints"

@@ -69,12 +69,14 @@ class Rollout:
     """Builds ``init`` and ``run`` for one env / policy / curriculum on the local env shard."""
 
     def __init__(self, env: MultiAgentEnv, policy, curriculum, *, num_envs: int, num_steps: int,
-                 horizon: int, pool_size: int, axis_name: str | None = None):
+                 horizon: int, pool_size: int, axis_name: str | None = None,
+                 truncation_bootstrap: str = "cond"):
         self.env, self.policy, self.curriculum = env, policy, curriculum
         self.num_envs, self.num_steps, self.horizon = num_envs, num_steps, horizon
         self.num_agents = env.num_agents
         self.pool_size = pool_size
         self.axis_name = axis_name
+        self.truncation_bootstrap = truncation_bootstrap
 
     # ------------------------------------------------------------------ helpers
     def _env_keys(self, key, n_local):
@@ -84,12 +86,13 @@ class Rollout:
             offset = jax.lax.axis_index(self.axis_name) * n_local
         return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(n_local))
 
-    def _fresh_episodes(self, cstate, keys):
+    def _fresh_episodes(self, cstate, keys, first: bool = False):
         """One reset per key, each with a task sampled from the curriculum."""
         split = jax.vmap(jax.random.split)(keys)
         task_ids = self.curriculum.sample(cstate, split[:, 0])
         params = self.curriculum.task_params(task_ids)
-        obs, state = jax.vmap(self.env.reset_env)(split[:, 1], params)
+        reset = self.env.reset_env_first if first else self.env.reset_env
+        obs, state = jax.vmap(reset)(split[:, 1], params)
         return obs, state, params, task_ids
 
     def _pool_keys(self, key):
@@ -106,7 +109,8 @@ class Rollout:
 
     def init(self, key, cstate) -> RolloutState:
         n, a = self.num_envs, self.num_agents
-        obs, state, params, task_ids = self._fresh_episodes(cstate, self._env_keys(key, n))
+        obs, state, params, task_ids = self._fresh_episodes(cstate, self._env_keys(key, n),
+                                                            first=True)
         return RolloutState(
             env_state=state,
             env_params=params,
@@ -144,9 +148,15 @@ class Rollout:
             _, _, v = self.policy.apply(params, self._flat(obs_st), carry, jnp.zeros(n * a, bool))
             return jnp.where(truncated, v.reshape(n, a), 0.0)
 
-        final_value = jax.lax.cond(
-            jnp.any(truncated), final_values, lambda: jnp.zeros((n, a), jnp.float32)
-        )
+        no_truncation = lambda: jnp.zeros((n, a), jnp.float32)
+        if not self.env.can_truncate:
+            final_value = no_truncation()
+        elif self.truncation_bootstrap == "cond":
+            # A branch: the extra forward runs only at steps where some env truncates, at the
+            # price of reading the predicate back to the host on GPUs.
+            final_value = jax.lax.cond(jnp.any(truncated), final_values, no_truncation)
+        else:  # "dense": always compute it; no host round trip inside the scan
+            final_value = final_values()
 
         episode_return = rs.episode_return + reward
         episode_length = rs.episode_length + 1
@@ -157,15 +167,16 @@ class Rollout:
             reset=rs.episode_start, done=done, episode_score=episode_return.mean(-1),
             task_id=rs.task_id,
         )
-        # Episode sums for logging: only finished episodes count (never placeholder zeros).
+        # Episode sums for logging, per env (elementwise, fused; reduced once per rollout):
+        # only finished episodes count (never placeholder zeros).
         w = done.astype(jnp.float32)
         sums = {
-            "episodes": w.sum(),
-            "overview/reward": (w * episode_return.mean(-1)).sum(),
-            "overview/episode_length": (w * episode_length).sum(),
+            "episodes": w,
+            "overview/reward": w * episode_return.mean(-1),
+            "overview/episode_length": w * episode_length,
         }
         for name, value_a in stats.items():
-            sums[f"env_agent/{name}"] = (w * value_a.astype(jnp.float32).mean(-1)).sum()
+            sums[f"env_agent/{name}"] = w * value_a.astype(jnp.float32).mean(-1)
 
         # Auto-reset (see module doc).
         pool_obs, pool_state, pool_params, pool_tasks = self._fresh_episodes(
@@ -212,15 +223,12 @@ class Rollout:
             carry, tr = jax.lax.scan(inner, carry, keys)
             return carry, (tr, start_carry)
 
-        zero_sums = {
-            "episodes": jnp.zeros(()),
-            "overview/reward": jnp.zeros(()),
-            "overview/episode_length": jnp.zeros(()),
-        }
-        for name in self._stat_names(rs):
-            zero_sums[f"env_agent/{name}"] = jnp.zeros(())
+        names = ["episodes", "overview/reward", "overview/episode_length"]
+        names += [f"env_agent/{name}" for name in self._stat_names(rs)]
+        zero_sums = {name: jnp.zeros(n, jnp.float32) for name in names}
         keys = jax.random.split(key, self.num_steps).reshape(chunks, self.horizon, -1)
         (rs, sums), (tr, start_carries) = jax.lax.scan(outer, (rs, zero_sums), keys)
+        sums = {name: total.sum() for name, total in sums.items()}
         tr = jax.tree.map(lambda x: x.reshape((self.num_steps,) + x.shape[2:]), tr)
         reset_rows = jnp.repeat(rs.episode_start, a)
         _, _, last_value = self.policy.apply(params, self._flat(rs.obs), rs.carry, reset_rows)

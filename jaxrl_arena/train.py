@@ -106,7 +106,9 @@ class TrainProgram:
     num_envs: int
     num_updates: int
     agent_steps_per_update: int
-    chunk_for: Callable[[int], Callable]
+    chunk_for: Callable[..., Callable]
+    rollout: Rollout
+    learner: Learner
 
     def __iter__(self) -> Iterator[Callable]:
         return iter((self.init, self.train_chunk))
@@ -115,7 +117,7 @@ class TrainProgram:
 def make_env(cfg: Config) -> MultiAgentEnv:
     from envs.registry import make
 
-    return make(cfg.env.name, max_steps=cfg.env.max_steps)
+    return make(cfg.env.name, cfg.env)
 
 
 def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] | None = None,
@@ -125,6 +127,7 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     env = env or make_env(cfg)
     if cfg.ppo.num_envs == "auto":
         raise ConfigError("ppo.num_envs=auto must be resolved first (jaxrl_arena.autosize)")
+    cfg = config_lib.resolve_minibatches(cfg, env.num_agents)
     config_lib.validate(cfg, num_agents=env.num_agents, num_devices=len(devices))
     runs = expand_runs(cfg, ab)
     ppo = cfg.ppo
@@ -145,7 +148,8 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     policy.clip_vloss = ppo.clip_vloss
     curriculum = make_curriculum(cfg, env)
     rollout = Rollout(env, policy, curriculum, num_envs=local_envs, num_steps=T, horizon=horizon,
-                      pool_size=reset_pool_size(cfg.env, local_envs), axis_name=AXIS)
+                      pool_size=reset_pool_size(cfg.env, local_envs), axis_name=AXIS,
+                      truncation_bootstrap=cfg.env.truncation_bootstrap)
     learner = Learner(policy, ppo, total_updates=num_updates, axis_name=AXIS)
     mesh = Mesh(np.asarray(devices), (AXIS,))
     R = len(runs)
@@ -173,7 +177,7 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     def psum(x):
         return jax.lax.psum(x, AXIS)
 
-    def update_single(ts: TrainState):
+    def update_single(ts: TrainState, learn: bool = True):
         key, k_roll, k_learn = jax.random.split(ts.key, 3)
         hp = ts.hp
         rs, tr, sums, last_value, start_carries = rollout.run(ts.params, ts.curriculum,
@@ -196,9 +200,14 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
             carry=jax.tree.map(lambda c: c.reshape((-1,) + c.shape[2:]), start_carries)
             if recurrent else (),
         )
-        params, opt_state, opt_step, metrics = learner.update(
-            ts.params, ts.opt_state, ts.opt_step, data, hp, k_learn, ts.update
-        )
+        if learn:
+            params, opt_state, opt_step, metrics = learner.update(
+                ts.params, ts.opt_state, ts.opt_step, data, hp, k_learn, ts.update
+            )
+        else:  # rollout + GAE only (benchmarks: where does the time go)
+            params, opt_state, opt_step = ts.params, ts.opt_state, ts.opt_step
+            metrics = {"train/skipped_steps": jnp.zeros(()),
+                       "loss/advantage_mean": jax.lax.pmean(data.advantages.mean(), AXIS)}
         outcomes = EpisodeOutcomes(task_id=tr.task_id.reshape(-1), done=tr.done.reshape(-1),
                                    score=tr.episode_score.reshape(-1))
         cstate = curriculum.update(ts.curriculum, outcomes, AXIS)
@@ -239,9 +248,9 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
             return one
         return jax.vmap(fn)
 
-    def chunk_local(ts, length):
+    def chunk_local(ts, length, learn=True):
         def body(ts, _):
-            return update_single(ts)
+            return update_single(ts, learn)
         return jax.lax.scan(body, ts, None, length=length)
 
     specs = state_specs()
@@ -260,25 +269,26 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
             keys = jax.random.split(key, R)
         return init_sharded(keys, hps)
 
-    compiled: dict[int, Callable] = {}
+    compiled: dict[tuple[int, bool], Callable] = {}
 
-    def chunk_for(length: int) -> Callable:
+    def chunk_for(length: int, learn: bool = True) -> Callable:
         """The compiled chunk of ``length`` updates (cached; at most two lengths per run:
-        ``updates_per_chunk`` and the remainder)."""
-        if length not in compiled:
+        ``updates_per_chunk`` and the remainder). ``learn=False`` runs rollouts and GAE
+        only (for benchmarks)."""
+        if (length, learn) not in compiled:
             fn = jax.shard_map(
-                over_runs(lambda ts: chunk_local(ts, length)), mesh=mesh, in_specs=(specs,),
-                out_specs=(specs, P()), check_vma=False,
+                over_runs(lambda ts: chunk_local(ts, length, learn)), mesh=mesh,
+                in_specs=(specs,), out_specs=(specs, P()), check_vma=False,
             )
-            compiled[length] = jax.jit(fn, donate_argnums=0)
-        return compiled[length]
+            compiled[(length, learn)] = jax.jit(fn, donate_argnums=0)
+        return compiled[(length, learn)]
 
     K = min(cfg.run.updates_per_chunk, num_updates)
     return TrainProgram(
         init=init, train_chunk=chunk_for(K), config=cfg, env=env, policy=policy,
         curriculum=curriculum, mesh=mesh, runs=runs, num_envs=num_envs,
         num_updates=num_updates, agent_steps_per_update=agent_steps_per_update,
-        chunk_for=chunk_for,
+        chunk_for=chunk_for, rollout=rollout, learner=learner,
     )
 
 

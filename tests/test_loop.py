@@ -116,11 +116,21 @@ def test_sigterm_saves_and_exits_zero_then_resumes(tmp_path):
     assert rows[-1]["update"] >= step
 
 
-def test_num_envs_auto_picks_a_power_of_two(tmp_path, capsys):
-    from jaxrl_arena.autosize import resolve_num_envs
+def test_num_envs_auto_measures_bytes_and_fits_the_budget(tmp_path, capsys, monkeypatch):
+    from jaxrl_arena import autosize
 
     cfg = C.apply_overrides(C.Config(), TOY + ["ppo.num_envs=auto", f"run.dir={tmp_path}"])
-    resolved, report = resolve_num_envs(cfg, CountdownEnv(num_agents=2), jax.devices()[:1])
-    n = resolved.ppo.num_envs
-    assert n & (n - 1) == 0 and 2 <= n <= 64
-    assert "KiB per env" in report and "ppo.num_envs=auto ->" in capsys.readouterr().out
+    env = CountdownEnv(num_agents=2)
+    devices = jax.devices()[:1]
+    # CPU: the agent-row cap, no trial compiles.
+    resolved, report = autosize.resolve_num_envs(cfg, env, devices)
+    assert resolved.ppo.num_envs == 512 and "CPU cap" in report
+    # With a device memory figure: measured bytes per env, largest power of two that fits.
+    per_env = autosize.compiled_bytes(cfg, env, devices, 16) - autosize.compiled_bytes(cfg, env, devices, 8)
+    budget_envs = 40
+    fake_memory = (autosize.compiled_bytes(cfg, env, devices, 8) + per_env / 8 * (budget_envs - 8)) / 0.6
+    monkeypatch.setattr(autosize, "device_memory_bytes", lambda d: int(fake_memory))
+    resolved, report = autosize.resolve_num_envs(cfg, env, devices)
+    assert resolved.ppo.num_envs == 32, report
+    assert autosize.compiled_bytes(cfg, env, devices, 32) <= 0.6 * fake_memory
+    assert "KiB per env" in report and "ppo.num_envs=auto -> 32" in capsys.readouterr().out

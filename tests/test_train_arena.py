@@ -1,0 +1,30 @@
+"""CPU smoke test: the arena recipe (24 agents, LSTM "fast" policy over the dense box) trains
+a few updates with a handful of envs, and its metrics carry the spec's stat names."""
+
+import numpy as np
+
+from jaxrl_arena import config as C
+from jaxrl_arena.logging import read_metrics
+from jaxrl_arena.loop import train
+
+SMALL = ["ppo.num_envs=4", "ppo.num_steps=16", "ppo.bptt_horizon=8", "ppo.minibatch_size=0",
+         "ppo.num_minibatches=4", "run.updates_per_chunk=2", "logging.progress=false",
+         "env.max_steps=20", "env.desync_episodes=false"]
+
+
+def test_arena_recipe_trains_a_few_updates(tmp_path):
+    cfg = C.apply_overrides(C.get_recipe("arena_basic_easy_shaped"),
+                            SMALL + ["run.total_timesteps=6144", f"run.dir={tmp_path}"])
+    result = train(cfg, experiment="arena", recipe="arena_basic_easy_shaped")
+    assert result.updates == 4 and result.agent_steps == 6144
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert len(rows) == 4
+    # 20-step episodes end in the 2nd and 3rd/4th updates: per-agent episode stats appear.
+    finished = [r for r in rows if r.get("env_agent/action.move.success") is not None]
+    assert finished, "no env_agent stats logged"
+    for name in ("env_agent/heart.get", "env_agent/ore_red.get", "env_agent/action.attack.success",
+                 "env_agent/status.frozen.ticks", "overview/reward", "overview/episode_length"):
+        assert name in finished[0], name
+    assert all(r["overview/episode_length"] == 20 for r in finished)
+    for r in rows:
+        assert np.isfinite(r["loss/policy_loss"]) and np.isfinite(r["loss/value_loss"])
