@@ -25,3 +25,17 @@ def golden() -> Path:
     if not path.exists():
         pytest.fail(f"golden data not found at {path}; set JAXRL_GOLDEN_DIR")
     return path
+
+
+def _enable_compilation_cache() -> None:
+    """Persistent XLA cache: tests build the same programs many times (one per run/resume);
+    after the first compile the rest are cache hits. Set JAXRL_TEST_JAX_CACHE='' to disable."""
+    import jax
+
+    path = os.environ.get("JAXRL_TEST_JAX_CACHE", "/tmp/jaxrl_arena_test_jax_cache")
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+_enable_compilation_cache()

@@ -100,7 +100,8 @@ def test_sigterm_saves_and_exits_zero_then_resumes(tmp_path):
     cmd = [sys.executable, str(REPO / "experiments" / "gymnax_env.py"), "--env", "CartPole-v1",
            "--config-override", *CARTPOLE, "run.total_timesteps=100_000_000", f"run.dir={run}",
            "checkpoint.every_updates=0"]
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+           "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAXRL_TEST_JAX_CACHE", "/tmp/jaxrl_arena_test_jax_cache")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 240
     while time.time() < deadline and not (run / "metrics.jsonl").exists():
