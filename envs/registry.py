@@ -53,6 +53,4 @@ def make_arena(env_cfg: Any) -> MultiAgentEnv:
                          desync_episodes=env_cfg.desync_episodes)
     name = "arena/" + ("combat" if env_cfg.combat else "basic")
     env.named_tasks = lambda: {name: params}
-    if hasattr(env, "reset_env_desync"):
-        env.reset_env_first = env.reset_env_desync  # first episodes end at a random horizon
     return env

@@ -1,0 +1,141 @@
+"""Pure-JAX RGB rendering of an arena state: one ``scale x scale`` sprite per cell.
+
+Agents are drawn as a body with a nose on the side they face (frozen agents are ice blue);
+converters have a colour per kind, dimmed while converting or cooling down, with a bright
+centre dot when they hold output items ready to take.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from envs.arena import constants as K
+from envs.arena.state import EnvState
+
+COLOR_EMPTY = (24, 24, 28)
+COLOR_VOID = (0, 0, 0)
+COLOR_WALL = (110, 110, 120)
+COLOR_AGENT = (220, 60, 50)
+COLOR_AGENT_FROZEN = (150, 210, 255)
+COLOR_NOSE = (255, 230, 60)
+COLOR_READY = (255, 255, 255)
+# mine_red, generator_red, altar, lasery, armory
+COLOR_CONV = np.array(
+    [(150, 90, 40), (60, 160, 220), (230, 200, 40), (200, 60, 200), (90, 200, 90)], np.uint8
+)
+
+
+def render(state: EnvState, scale: int = 8) -> jnp.ndarray:
+    """uint8[H * scale, W * scale, 3]."""
+    h, w = state.grid_obj.shape
+    obj = state.grid_obj.astype(jnp.int32)
+    aid = state.grid_agent.astype(jnp.int32)
+    m = state.conv_kind.shape[0]
+    ci = jnp.clip(obj, 0, max(m - 1, 0))
+
+    base = jnp.full((h, w, 3), jnp.array(COLOR_EMPTY, jnp.uint8))
+    base = jnp.where((obj == K.CELL_WALL)[..., None], jnp.array(COLOR_WALL, jnp.uint8), base)
+    base = jnp.where((obj == K.CELL_VOID)[..., None], jnp.array(COLOR_VOID, jnp.uint8), base)
+    if m > 0:
+        kind = jnp.clip(state.conv_kind.astype(jnp.int32), 0, K.NUM_CONV_KINDS - 1)
+        busy = state.conv_converting | state.conv_cooling
+        conv_rgb = jnp.asarray(COLOR_CONV)[kind].astype(jnp.int32)
+        conv_rgb = jnp.where(busy[:, None], conv_rgb * 3 // 5, conv_rgb).astype(jnp.uint8)
+        base = jnp.where((obj >= 0)[..., None], conv_rgb[ci], base)
+    n = state.agent_pos.shape[0]
+    ai = jnp.clip(aid, 0, n - 1)
+    frozen = state.agent_frozen[ai] > 0
+    agent_rgb = jnp.where(
+        frozen[..., None],
+        jnp.array(COLOR_AGENT_FROZEN, jnp.uint8),
+        jnp.array(COLOR_AGENT, jnp.uint8),
+    )
+    is_agent = aid >= 0
+    base = jnp.where(is_agent[..., None], agent_rgb, base)
+
+    img = jnp.repeat(jnp.repeat(base, scale, axis=0), scale, axis=1)
+    # per-pixel position inside its cell
+    ly = jnp.arange(h * scale) % scale
+    lx = jnp.arange(w * scale) % scale
+    ly, lx = ly[:, None], lx[None, :]
+
+    def cell(a):  # per-cell value -> per-pixel
+        return jnp.repeat(jnp.repeat(a, scale, axis=0), scale, axis=1)
+
+    q = max(scale // 4, 1)
+    mid = (lx >= scale // 2 - q) & (lx < scale // 2 + q)
+    mid_y = (ly >= scale // 2 - q) & (ly < scale // 2 + q)
+    ori = cell(state.agent_ori[ai].astype(jnp.int32))
+    nose = jnp.select(
+        [ori == 0, ori == 1, ori == 2, ori == 3],
+        [(ly < q) & mid, (ly >= scale - q) & mid, (lx < q) & mid_y, (lx >= scale - q) & mid_y],
+        False,
+    )
+    img = jnp.where((cell(is_agent) & nose)[..., None], jnp.array(COLOR_NOSE, jnp.uint8), img)
+    if m > 0:
+        k = jnp.clip(state.conv_kind.astype(jnp.int32), 0, K.NUM_CONV_KINDS - 1)
+        ready = jnp.any((jnp.asarray(K.RECIPE_OUTPUT)[k] > 0) & (state.conv_inv > 0), axis=-1)
+        ready_cell = cell((obj >= 0) & ready[ci])
+        dot = (jnp.abs(ly - scale // 2) < max(scale // 6, 1)) & (
+            jnp.abs(lx - scale // 2) < max(scale // 6, 1)
+        )
+        img = jnp.where((ready_cell & dot)[..., None], jnp.array(COLOR_READY, jnp.uint8), img)
+    return img
+
+
+def render_episode(env, params, key, steps: int, policy=None, scale: int = 6) -> np.ndarray:
+    """Frames uint8[steps + 1, H * scale, W * scale, 3] of one episode (no auto-reset).
+
+    ``policy(key, obs) -> int32[A]`` picks the actions; default: uniform random.
+    """
+    import jax
+
+    if policy is None:
+
+        def policy(k, obs):
+            return jax.random.randint(k, (env.num_agents,), 0, K.NUM_ACTIONS, dtype=jnp.int32)
+
+    key, k_reset = jax.random.split(key)
+    obs, state = jax.jit(env.reset_env)(k_reset, params)
+
+    def body(carry, k):
+        obs, state = carry
+        k_act, k_step = jax.random.split(k)
+        obs, state, *_ = env.step_env(k_step, state, policy(k_act, obs), params)
+        return (obs, state), render(state, scale)
+
+    first = render(state, scale)
+    _, frames = jax.jit(lambda c, ks: jax.lax.scan(body, c, ks))(
+        (obs, state), jax.random.split(key, steps)
+    )
+    return np.concatenate([np.asarray(first)[None], np.asarray(frames)], axis=0)
+
+
+def render_episode_gif(
+    cfg, path, steps: int | None = None, policy=None, seed: int = 0, fps: int = 10
+):
+    """Write a GIF of one arena episode under ``cfg.env`` (a random policy unless ``policy``
+    is given, see ``render_episode``). Returns the path."""
+    import imageio.v2 as imageio
+    import jax
+
+    from envs.arena.env import ArenaEnv
+    from envs.arena.state import make_params
+
+    e = getattr(cfg, "env", cfg)
+    max_steps = int(getattr(e, "max_steps", None) or 1000)
+    env = ArenaEnv(
+        num_agents=int(getattr(e, "num_agents", None) or 24),
+        obs_kind=getattr(e, "obs_kind", "dense"),
+    )
+    params = make_params(
+        easy_altar=getattr(e, "easy_altar", True),
+        shaped_rewards=getattr(e, "shaped_rewards", True),
+        combat=getattr(e, "combat", True),
+        max_steps=max_steps,
+    )
+    steps = max_steps if steps is None else min(int(steps), max_steps)
+    frames = render_episode(env, params, jax.random.key(seed), steps, policy)
+    imageio.mimsave(str(path), list(frames), duration=1.0 / fps)
+    return path
