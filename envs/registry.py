@@ -7,7 +7,7 @@ from typing import Any
 
 from envs.base import MultiAgentEnv
 
-PROJECT_ENVS = ("arena",)
+PROJECT_ENVS = ("arena", "npp")
 
 
 def gymnax_names() -> list[str]:
@@ -28,6 +28,8 @@ def make(name: str, env_cfg: Any = None) -> MultiAgentEnv:
         env_cfg = EnvConfig(name=name)
     if name == "arena":
         return make_arena(env_cfg)
+    if name == "npp":
+        return make_npp(env_cfg)
     if name in gymnax_names():
         import gymnax
 
@@ -45,6 +47,11 @@ def make_arena(env_cfg: Any) -> MultiAgentEnv:
     """The Era-B arena; the config's task switches become the env's single named task."""
     from envs.arena import ArenaEnv, make_params
 
+    if env_cfg.obs_kind not in ("dense", "tokens"):
+        from jaxrl_arena.config import ConfigError
+
+        raise ConfigError(f"env.obs_kind={env_cfg.obs_kind!r} is not an arena observation; "
+                          "allowed: dense, tokens")
     max_steps = int(env_cfg.max_steps or 1000)
     env = ArenaEnv(num_agents=int(env_cfg.num_agents or 24), obs_kind=env_cfg.obs_kind,
                    max_steps=max_steps)
@@ -53,4 +60,33 @@ def make_arena(env_cfg: Any) -> MultiAgentEnv:
                          desync_episodes=env_cfg.desync_episodes)
     name = "arena/" + ("combat" if env_cfg.combat else "basic")
     env.named_tasks = lambda: {name: params}
+    return env
+
+
+def make_npp(env_cfg: Any) -> MultiAgentEnv:
+    """N++ on generated levels; ``env.stage`` restricts the tasks to one curriculum stage."""
+    import dataclasses
+
+    from envs.npp.env import make_npp_env
+
+    if env_cfg.obs_kind not in ("state", "state_local", "grid"):
+        from jaxrl_arena.config import ConfigError
+
+        raise ConfigError(f"env.obs_kind={env_cfg.obs_kind!r} is not an N++ observation; "
+                          "allowed: state, state_local, grid")
+    from envs.npp.generators import STAGE_ORDER
+
+    if env_cfg.stage and env_cfg.stage not in STAGE_ORDER:
+        from jaxrl_arena.config import ConfigError
+
+        raise ConfigError(f"env.stage={env_cfg.stage!r} is not an N++ stage; allowed: "
+                          f"{', '.join(STAGE_ORDER)}")
+    # Generated levels only (the "mixed" source would also trace the fixed-level path).
+    options = {**dataclasses.asdict(env_cfg), "level_source": "generator",
+               "npp_stage": env_cfg.stage or None}
+    env = make_npp_env(type("NppOptions", (), options)())
+    stages = env.named_tasks()
+    if env_cfg.stage:
+        only = {env_cfg.stage: stages[env_cfg.stage]}
+        env.named_tasks = lambda: only
     return env

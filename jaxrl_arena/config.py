@@ -43,14 +43,16 @@ class EnvConfig:
     max_steps: int = 0  # episode limit override; 0 keeps the env's own
     # Project envs (arena): shapes are constructor arguments, the task is data.
     num_agents: int = 0  # 0 keeps the env's default (arena: 24)
-    obs_kind: Literal["dense", "tokens"] = "dense"
+    # arena: "dense" [27,11,11] box or "tokens" [200,3]; npp: "state", "state_local", "grid"
+    obs_kind: Literal["dense", "tokens", "state", "state_local", "grid"] = "dense"
     # V(final observation) for truncated episodes: "cond" computes it only at steps where an
     # env truncates (a branch; on GPUs the predicate goes to the host), "dense" every step.
-    truncation_bootstrap: Literal["cond", "dense"] = "cond"
+    truncation_bootstrap: Literal["cond", "dense"] = "dense"
     desync_episodes: bool = True  # arena: each env's first episode ends at a random horizon
     combat: bool = True  # arena: attacks cost 1 laser (on) or 100 (off)
     easy_altar: bool = True  # arena: altar takes 1 battery (easy) or the standard recipe
     shaped_rewards: bool = True  # arena: shaped item rewards or hearts only
+    stage: str = ""  # npp: train on this generator stage only ("" = every stage as a task)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +107,34 @@ class PPOConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CurriculumConfig:
-    kind: Literal["uniform"] = "uniform"
+    """Which task each env plays next (jaxrl_arena/curriculum/). ``None`` = the kind's
+    default (the spec's numbers; see ``jaxrl_arena.curriculum.base.LP_KNOBS`` etc.)."""
+
+    kind: Literal["uniform", "learning_progress", "arena_lp", "staged"] = "uniform"
+    # Learning progress (arena.md §12.2 with the §12.4 corrections)
+    ema_timescale: float | None = None  # 0.001
+    progress_smoothing: float | None = None  # 0.05
+    num_active_tasks: int | None = None  # 16 (accepted; EMAs advance per task)
+    rand_task_rate: float | None = None  # 0.25, mixed into episode sampling
+    sample_threshold: int | None = None  # 10 outcomes per EMA step
+    memory: int | None = None  # 25 outcomes per task
+    min_outcomes: int | None = None  # = sample_threshold: below it a task is explored
+    explore_rate: float | None = None  # 0.2
+    explore_boost: float | None = None  # 2.0
+    score_min: float | None = None  # score map: clip((return - min) / (max - min), 0, 1)
+    score_max: float | None = None  # 1.0 for named tasks, 10.0 for arena_lp
+    seed: int | None = None  # 0
+    # Pool of live tasks over a generated space (arena_lp)
+    pool_size: int | None = None  # 256
+    evict_per_update: int | None = None  # 1
+    evict_min_outcomes: int | None = None  # 2 * memory
+    # Staged thresholds (npp.md §10)
+    window: int | None = None  # 50
+    check_every: int | None = None  # 10
+    early_threshold: float | None = None  # 0.90
+    early_min_episodes: int | None = None  # 50
+    regression_min_episodes: int | None = None  # 200
+    success_score: float | None = None  # 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,9 +229,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is tuple:
         return f"a comma-separated tuple of {_type_name(typing.get_args(tp)[0])}"
-    return {int: "an int", float: "a float", bool: "a bool (true/false)", str: "a string"}.get(
-        tp, str(tp)
-    )
+    return {int: "an int", float: "a float", bool: "a bool (true/false)", str: "a string",
+            type(None): "none"}.get(tp, str(tp))
 
 
 def _parse_scalar(text: str, tp: Any) -> Any:
@@ -225,6 +253,10 @@ def _parse_scalar(text: str, tp: Any) -> Any:
         if not body:
             return ()
         return tuple(_parse_scalar(item.strip(), item_tp) for item in body.split(",") if item.strip())
+    if tp is type(None):
+        if text.lower() in ("none", "null", "default"):
+            return None
+        raise ValueError
     if tp is bool:
         lowered = text.lower()
         if lowered in ("true", "1", "yes", "on"):
@@ -330,7 +362,7 @@ def _arena_basic_easy_shaped() -> Config:
     """Era-B arena (easy altar, shaped rewards, combat on, 24 agents) with the LSTM "fast"
     policy over the dense [27, 11, 11] box and the Era-B PPO defaults (spec arena.md §13)."""
     return Config(
-        run=RunConfig(total_timesteps=1_000_000, updates_per_chunk=5),
+        run=RunConfig(total_timesteps=250_000, updates_per_chunk=5),
         env=EnvConfig(name="arena", num_agents=24, obs_kind="dense", desync_episodes=True,
                       combat=True, easy_altar=True, shaped_rewards=True),
         policy=PolicyConfig(kind="lstm", cnn_channels=(64, 64), cnn_kernels=(5, 3),
@@ -351,6 +383,36 @@ def _arena_ff() -> Config:
     """The arena recipe with a feed-forward CNN policy (same torso and heads, no LSTM)."""
     cfg = _arena_basic_easy_shaped()
     return dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, kind="cnn"))
+
+
+@recipe("arena_lp")
+def _arena_lp() -> Config:
+    """The arena recipe over the 640,000-task bucketed space with learning progress."""
+    cfg = _arena_basic_easy_shaped()
+    return dataclasses.replace(cfg, curriculum=CurriculumConfig(kind="arena_lp"))
+
+
+@recipe("npp_simplest")
+def _npp_simplest() -> Config:
+    """N++ on generated `simplest` levels: MLP over the state + local-grid features, npp-rl's
+    PPO settings (spec npp.md §12) with a larger env batch."""
+    return Config(
+        run=RunConfig(total_timesteps=2_000_000, updates_per_chunk=5),
+        env=EnvConfig(name="npp", obs_kind="state_local", stage="simplest", max_steps=20_000),
+        policy=PolicyConfig(kind="mlp", hidden_sizes=(256, 256, 128), activation="tanh"),
+        ppo=PPOConfig(num_envs="auto", num_steps=128, num_minibatches=4, update_epochs=4,
+                      lr=3e-4, gamma=0.99, gae_lambda=0.92, clip_coef=0.2, vf_clip_coef=1.0,
+                      ent_coef=0.05, vf_coef=0.5, max_grad_norm=2.0),
+    )
+
+
+@recipe("npp_curriculum")
+def _npp_curriculum() -> Config:
+    """N++ through the staged curriculum (simplest → … → mine_heavy), spec npp.md §10."""
+    cfg = _npp_simplest()
+    return dataclasses.replace(
+        cfg, env=dataclasses.replace(cfg.env, stage=""),
+        curriculum=CurriculumConfig(kind="staged"))
 
 
 def resolve_minibatches(cfg: Config, num_agents: int) -> Config:

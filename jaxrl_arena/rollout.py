@@ -55,6 +55,7 @@ class Transition(NamedTuple):
     done: jax.Array  # bool[N]: an episode ended at this step
     episode_score: jax.Array  # [N]: its return (mean over agents), where done
     task_id: jax.Array  # int32[N]: the task it was played under
+    episode_success: jax.Array | None  # [N]: the env's "success" stat (mean over agents) or None
 
 
 def reset_pool_size(cfg_env, num_envs: int) -> int:
@@ -70,7 +71,7 @@ class Rollout:
 
     def __init__(self, env: MultiAgentEnv, policy, curriculum, *, num_envs: int, num_steps: int,
                  horizon: int, pool_size: int, axis_name: str | None = None,
-                 truncation_bootstrap: str = "cond"):
+                 truncation_bootstrap: str = "dense"):
         self.env, self.policy, self.curriculum = env, policy, curriculum
         self.num_envs, self.num_steps, self.horizon = num_envs, num_steps, horizon
         self.num_agents = env.num_agents
@@ -166,6 +167,7 @@ class Rollout:
             reward=reward, terminated=terminated, truncated=truncated, final_value=final_value,
             reset=rs.episode_start, done=done, episode_score=episode_return.mean(-1),
             task_id=rs.task_id,
+            episode_success=stats["success"].astype(jnp.float32).mean(-1) if "success" in stats else None,
         )
         # Episode sums for logging, per env (elementwise, fused; reduced once per rollout):
         # only finished episodes count (never placeholder zeros).

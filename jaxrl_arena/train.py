@@ -107,6 +107,7 @@ class TrainProgram:
     num_updates: int
     agent_steps_per_update: int
     chunk_for: Callable[..., Callable]
+    chunk_fn: Callable[..., Callable]
     rollout: Rollout
     learner: Learner
 
@@ -208,8 +209,10 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
             params, opt_state, opt_step = ts.params, ts.opt_state, ts.opt_step
             metrics = {"train/skipped_steps": jnp.zeros(()),
                        "loss/advantage_mean": jax.lax.pmean(data.advantages.mean(), AXIS)}
-        outcomes = EpisodeOutcomes(task_id=tr.task_id.reshape(-1), done=tr.done.reshape(-1),
-                                   score=tr.episode_score.reshape(-1))
+        outcomes = EpisodeOutcomes(
+            task_id=tr.task_id.reshape(-1), done=tr.done.reshape(-1),
+            score=tr.episode_score.reshape(-1),
+            success=None if tr.episode_success is None else tr.episode_success.reshape(-1))
         cstate = curriculum.update(ts.curriculum, outcomes, AXIS)
 
         # Episode statistics: means over episodes that finished in this update only.
@@ -271,16 +274,23 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
 
     compiled: dict[tuple[int, bool], Callable] = {}
 
+    def chunk_fn(length: int, learn: bool = True, wrap: Callable | None = None) -> Callable:
+        """The un-jitted chunk (shard_map over the mesh); ``wrap`` decorates the per-device
+        function, e.g. ``chex.assert_max_traces`` in tests."""
+        local = lambda ts: chunk_local(ts, length, learn)  # noqa: E731
+        if wrap is not None:
+            local = wrap(local)
+        return jax.shard_map(
+            over_runs(local), mesh=mesh,
+            in_specs=(specs,), out_specs=(specs, P()), check_vma=False,
+        )
+
     def chunk_for(length: int, learn: bool = True) -> Callable:
         """The compiled chunk of ``length`` updates (cached; at most two lengths per run:
         ``updates_per_chunk`` and the remainder). ``learn=False`` runs rollouts and GAE
         only (for benchmarks)."""
         if (length, learn) not in compiled:
-            fn = jax.shard_map(
-                over_runs(lambda ts: chunk_local(ts, length, learn)), mesh=mesh,
-                in_specs=(specs,), out_specs=(specs, P()), check_vma=False,
-            )
-            compiled[(length, learn)] = jax.jit(fn, donate_argnums=0)
+            compiled[(length, learn)] = jax.jit(chunk_fn(length, learn), donate_argnums=0)
         return compiled[(length, learn)]
 
     K = min(cfg.run.updates_per_chunk, num_updates)
@@ -288,7 +298,7 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
         init=init, train_chunk=chunk_for(K), config=cfg, env=env, policy=policy,
         curriculum=curriculum, mesh=mesh, runs=runs, num_envs=num_envs,
         num_updates=num_updates, agent_steps_per_update=agent_steps_per_update,
-        chunk_for=chunk_for, rollout=rollout, learner=learner,
+        chunk_for=chunk_for, chunk_fn=chunk_fn, rollout=rollout, learner=learner,
     )
 
 

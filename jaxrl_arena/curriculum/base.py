@@ -31,6 +31,9 @@ class EpisodeOutcomes:
     task_id: jax.Array  # int32[M]
     done: jax.Array  # bool[M]: the row is a finished episode
     score: jax.Array  # float32[M]: the episode's return (mean over agents)
+    # float32[M] in [0, 1]: the env's own success flag (``episode_stats()["success"]``, e.g.
+    # N++ wins), or None when the env has none.
+    success: jax.Array | None = None
 
 
 @struct.dataclass
@@ -108,10 +111,56 @@ class UniformCurriculum(Curriculum):
         }
 
 
+def _knobs(c, names_defaults: dict) -> dict:
+    """Curriculum knobs from ``cfg.curriculum`` (``getattr`` with the spec defaults, so this
+    works before the config grows the fields; a field set to None also means the default
+    of this kind, e.g. ``score_max`` is 1.0 for named tasks and 10.0 for ``arena_lp``)."""
+    out = {}
+    for name, default in names_defaults.items():
+        value = getattr(c, name, None)
+        out[name] = default if value is None else value
+    return out
+
+
+LP_KNOBS = dict(ema_timescale=0.001, progress_smoothing=0.05, num_active_tasks=16,
+                rand_task_rate=0.25, sample_threshold=10, memory=25, min_outcomes=None,
+                explore_rate=0.2, explore_boost=2.0, score_min=0.0, score_max=1.0, seed=0)
+POOL_KNOBS = dict(pool_size=256, evict_per_update=1, evict_min_outcomes=None)
+STAGED_KNOBS = dict(window=50, check_every=10, early_threshold=0.90, early_min_episodes=50,
+                    regression_min_episodes=200, success_score=0.5)
+
+
 def make_curriculum(cfg, env) -> Curriculum:
-    """The curriculum named by ``cfg.curriculum.kind`` over the env's task list."""
+    """The curriculum named by ``cfg.curriculum.kind`` over the env's task list.
+
+    * ``uniform``: uniform over ``env.named_tasks()`` (or the env's default params);
+    * ``learning_progress``: LP over the named tasks;
+    * ``arena_lp``: LP over a pool of the arena's 640,000 bucketed tasks (base params: the
+      env's default task);
+    * ``staged``: staged thresholds over ``env.curriculum_stages()`` (ordered name -> params)
+      if the env has it, else over the named tasks in order.
+    """
+    c = cfg.curriculum
+    kind = c.kind
     tasks = getattr(env, "named_tasks", None)
     tasks = tasks() if callable(tasks) else {env.name: env.default_params}
-    if cfg.curriculum.kind == "uniform":
+    if kind == "uniform":
         return UniformCurriculum(tasks)
-    raise ValueError(f"unknown curriculum {cfg.curriculum.kind!r}")
+    if kind == "learning_progress":
+        from jaxrl_arena.curriculum.learning_progress import LearningProgressCurriculum
+
+        return LearningProgressCurriculum(tasks, **_knobs(c, LP_KNOBS))
+    if kind == "arena_lp":
+        from jaxrl_arena.curriculum.arena_tasks import ArenaTaskSpace
+        from jaxrl_arena.curriculum.learning_progress import LearningProgressCurriculum
+
+        knobs = _knobs(c, {**LP_KNOBS, **POOL_KNOBS, "score_max": 10.0})
+        base = next(iter(tasks.values())) if tasks else env.default_params
+        return LearningProgressCurriculum.over_space(ArenaTaskSpace(base), **knobs)
+    if kind == "staged":
+        from jaxrl_arena.curriculum.staged import StagedCurriculum
+
+        stages = getattr(env, "curriculum_stages", None)
+        stages = stages() if callable(stages) else tasks
+        return StagedCurriculum(stages, **_knobs(c, STAGED_KNOBS))
+    raise ValueError(f"unknown curriculum {kind!r}")

@@ -1,0 +1,156 @@
+"""Pure-JAX rasteriser for N++ levels (jittable, vmappable).
+
+* ``render(state, level=None, downsample=4) -> uint8[600 // ds, 1056 // ds, 3]`` (rows = y):
+  tiles from the exact per-tile solid masks (``observations.TILE_MASKS``), toggle mines (red
+  deadly / grey safe), exit switch (yellow until hit), exit door (dark green, bright once the
+  switch is hit), locked/trap door switches (blue) and closed door segments, the ninja (white
+  disc of radius 10 px). ``state`` is an ``NppState`` (its level is used) or a ``SimState``
+  plus ``level``.
+* ``global_view(state)`` -> uint8[176, 100, 1] and ``player_frame(state)`` -> uint8[84, 84, 1]:
+  the grayscale visual observations with the geometry of spec §8.4 ((x, y)-major, 1/6 area
+  average; 84 x 84 crop around the ninja clipped to the level and zero-padded evenly). Pixel
+  values are this project's own (upstream's cairo renderer is not reproduced).
+* ``save_gif(frames, path, fps)`` writes a list/array of RGB frames (host side, needs Pillow).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs.npp import constants as C
+from envs.npp.observations import TILE_MASKS
+
+LEVEL_W, LEVEL_H = 1056, 600
+BG = np.array([30, 32, 40], np.uint8)
+SOLID = np.array([150, 150, 160], np.uint8)
+
+
+def _split(state, level):
+    sim = getattr(state, "sim", state)
+    if level is None:
+        level = state.level
+    return sim, level
+
+
+def _raster(sim, level, ds: float, h: int, w: int, oy=0.0, ox=0.0):
+    """RGB float planes [h, w, 3] for pixel centres ``(ox + (j + .5) ds, oy + (i + .5) ds)``."""
+    ys = oy + (jnp.arange(h, dtype=jnp.float32) + 0.5) * ds
+    xs = ox + (jnp.arange(w, dtype=jnp.float32) + 0.5) * ds
+    py, px = jnp.meshgrid(ys, xs, indexing="ij")
+    inside = (px >= 0) & (px < LEVEL_W) & (py >= 0) & (py < LEVEL_H)
+    cx = jnp.clip(jnp.floor(px / 24), 0, C.GRID_W - 1).astype(jnp.int32)
+    cy = jnp.clip(jnp.floor(py / 24), 0, C.GRID_H - 1).astype(jnp.int32)
+    tid = level.tiles.astype(jnp.int32)[cx, cy]
+    u = jnp.clip(jnp.floor(px - 24 * cx), 0, 23).astype(jnp.int32)
+    v = jnp.clip(jnp.floor(py - 24 * cy), 0, 23).astype(jnp.int32)
+    solid = jnp.asarray(TILE_MASKS)[tid, v, u] | ~inside
+    img = jnp.where(solid[..., None], jnp.asarray(SOLID, jnp.float32), jnp.asarray(BG, jnp.float32))
+
+    t = level.ent_type
+    e = sim.ents
+    pos = e.pos.astype(jnp.float32)
+    d2 = (px[..., None] - pos[:, 0]) ** 2 + (py[..., None] - pos[:, 1]) ** 2      # [h, w, E]
+    mine = (t == C.T_MINE) | (t == C.T_MINE_SAFE)
+    hit = sim.switch_hit
+
+    def disc(img, mask_e, radius, colour):
+        m = jnp.any(mask_e & (d2 <= jnp.maximum(radius, ds / 2) ** 2), axis=-1)
+        return jnp.where(m[..., None], jnp.asarray(colour, jnp.float32), img)
+
+    img = disc(img, mine & e.active & (e.state != 0), 3.5, (110, 110, 110))
+    img = disc(img, mine & e.active & (e.state == 0), 4.0, (230, 40, 40))
+    img = disc(img, (t == C.T_EXIT) & hit, 12.0, (60, 230, 90))
+    img = disc(img, (t == C.T_EXIT) & ~hit, 12.0, (30, 90, 40))
+    img = disc(img, (t == C.T_SWITCH) & e.active, 6.0, (250, 220, 40))
+    img = disc(img, ((t == C.T_DOOR_LOCKED) | (t == C.T_DOOR_TRAP)) & e.active, 5.0, (70, 120, 250))
+    # closed door segments: distance to the segment < max(2, ds / 2)
+    seg = level.door_seg.astype(jnp.float32)
+    is_door = ((t == C.T_DOOR_REGULAR) | (t == C.T_DOOR_LOCKED) | (t == C.T_DOOR_TRAP)) & e.door_closed
+    ax, ay, bx, by = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3]
+    ddx, ddy = bx - ax, by - ay
+    L2 = jnp.maximum(ddx ** 2 + ddy ** 2, 1e-6)
+    uu = jnp.clip(((px[..., None] - ax) * ddx + (py[..., None] - ay) * ddy) / L2, 0, 1)
+    sd2 = (px[..., None] - ax - uu * ddx) ** 2 + (py[..., None] - ay - uu * ddy) ** 2
+    dm = jnp.any(is_door & (sd2 <= jnp.maximum(2.0, ds / 2) ** 2), axis=-1)
+    img = jnp.where(dm[..., None], jnp.asarray((70, 120, 250), jnp.float32), img)
+    nx = jnp.asarray(sim.ninja.x, jnp.float32)
+    ny = jnp.asarray(sim.ninja.y, jnp.float32)
+    nin = (px - nx) ** 2 + (py - ny) ** 2 <= jnp.maximum(10.0, ds / 2) ** 2
+    colour = jnp.where(sim.dead, jnp.array([200, 60, 200], jnp.float32), jnp.array([245, 245, 245], jnp.float32))
+    img = jnp.where(nin[..., None], colour, img)
+    return img
+
+
+def render(state, level=None, downsample: int = 4):
+    """uint8[600 // ds, 1056 // ds, 3] RGB frame of the whole level (rows = y)."""
+    sim, level = _split(state, level)
+    ds = int(downsample)
+    img = _raster(sim, level, float(ds), LEVEL_H // ds, LEVEL_W // ds)
+    return jnp.clip(jnp.round(img), 0, 255).astype(jnp.uint8)
+
+
+def _gray(img):
+    return img @ jnp.array([0.299, 0.587, 0.114], jnp.float32)
+
+
+def global_view(state, level=None):
+    """uint8[176, 100, 1]: the full level at 1/6 scale (area average of 6 x 6 px), (x, y)-major."""
+    sim, level = _split(state, level)
+    # 3 x 3 supersampling per 6 px output pixel approximates the area average
+    img = _gray(_raster(sim, level, 2.0, LEVEL_H // 2, LEVEL_W // 2))
+    img = img.reshape(100, 3, 176, 3).mean((1, 3))
+    return jnp.round(img).astype(jnp.uint8).T[..., None]
+
+
+def player_frame(state, level=None):
+    """uint8[84, 84, 1]: the 84 x 84 px crop around the ninja ((x, y)-major), clipped to the level
+    and zero-padded evenly (floor on the near side), spec §8.4."""
+    sim, level = _split(state, level)
+    x = jnp.asarray(sim.ninja.x, jnp.float32)
+    y = jnp.asarray(sim.ninja.y, jnp.float32)
+    x0 = jnp.floor(x - 42)
+    y0 = jnp.floor(y - 42)
+    cx0, cx1 = jnp.clip(x0, 0, LEVEL_W), jnp.clip(x0 + 84, 0, LEVEL_W)
+    cy0, cy1 = jnp.clip(y0, 0, LEVEL_H), jnp.clip(y0 + 84, 0, LEVEL_H)
+    wx, wy = cx1 - cx0, cy1 - cy0
+    padx, pady = jnp.floor((84 - wx) / 2), jnp.floor((84 - wy) / 2)
+    # output pixel (i = x, j = y) shows level pixel (cx0 + i - padx, cy0 + j - pady) if in the crop
+    img = _gray(_raster(sim, level, 1.0, 84, 84, oy=cy0 - pady, ox=cx0 - padx))   # [y, x]
+    ii = jnp.arange(84, dtype=jnp.float32)
+    okx = (ii >= padx) & (ii < padx + wx)
+    oky = (ii >= pady) & (ii < pady + wy)
+    img = jnp.where(oky[:, None] & okx[None, :], img, 0.0)
+    return jnp.round(img).astype(jnp.uint8).T[..., None]
+
+
+def save_gif(frames, path, fps: int = 15):
+    from PIL import Image
+
+    frames = [np.asarray(f) for f in frames]
+    ims = [Image.fromarray(f) for f in frames]
+    ims[0].save(path, save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0)
+
+
+def rollout_frames(env, params, actions, key=None, downsample: int = 4):
+    """Host helper: reset, step ``actions`` (int[T]) and return the rendered frames until the
+    episode ends (jitted scan; for ``--render-episode``-style GIFs)."""
+    key = jax.random.PRNGKey(0) if key is None else key
+
+    @jax.jit
+    def run(params, actions):
+        _, s = env.reset_env(key, params)
+
+        def body(c, a):
+            s, done = c
+            _, s2, _, te, tr, _ = env.step_env(key, s, a[None], params)
+            s2 = jax.tree.map(lambda x, y: jnp.where(done, x, y), s, s2)
+            return (s2, done | te[0] | tr[0]), (render(s2, downsample=downsample), done)
+
+        (_, _), (frames, done) = jax.lax.scan(body, (s, jnp.array(False)), actions)
+        return render(s, downsample=downsample), frames, done
+
+    first, frames, done = jax.device_get(run(params, jnp.asarray(actions, jnp.int32)))
+    n = int(np.argmax(done)) if done.any() else len(done)
+    return [first] + list(frames[:n])
