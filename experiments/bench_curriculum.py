@@ -26,7 +26,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 from jaxrl_arena.curriculum import (EpisodeOutcomes, LearningProgressCurriculum,  # noqa: E402
                                     StagedCurriculum, UniformCurriculum)

@@ -187,7 +187,8 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
         target_updates = min(target_updates, stop_after_updates)
     try:
         with GracefulShutdown() as shutdown, Progress(
-            program.num_updates * per_update, enabled=cfg.logging.progress and None,
+            program.num_updates * per_update,
+            enabled=None if cfg.logging.progress else False,  # None: a live bar on terminals
             key_metrics=("overview/reward", "overview/episode_length", "loss/entropy"),
             console=console, description=directory.name,
         ) as progress:

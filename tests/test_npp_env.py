@@ -2,7 +2,6 @@
 reward terms on hand-made situations. Fixed-level envs only (the generators compile in
 tests/test_npp_generators.py); each program is jitted once per module."""
 
-import functools
 
 import chex
 import jax

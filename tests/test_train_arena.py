@@ -28,3 +28,25 @@ def test_arena_recipe_trains_a_few_updates(tmp_path):
     assert all(r["overview/episode_length"] == 20 for r in finished)
     for r in rows:
         assert np.isfinite(r["loss/policy_loss"]) and np.isfinite(r["loss/value_loss"])
+
+
+def test_render_episode_uses_the_runs_policy(tmp_path):
+    import importlib.util
+
+    import imageio.v2 as imageio
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("arena_entry", REPO / "experiments" / "arena.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    cfg = C.apply_overrides(C.get_recipe("arena_basic_easy_shaped"),
+                            SMALL + ["run.total_timesteps=1536", f"run.dir={tmp_path / 'run'}"])
+    # No checkpoint yet: a random policy, said so.
+    path, source = entry.render_run_episode(cfg, "arena_basic_easy_shaped", str(tmp_path / "a.gif"), 4)
+    assert "random" in source
+    train(cfg, experiment="arena", recipe="arena_basic_easy_shaped")
+    path, source = entry.render_run_episode(cfg, "arena_basic_easy_shaped", str(tmp_path / "b.gif"), 4)
+    assert "at update 1" in source, source
+    frames = imageio.mimread(path)
+    assert len(frames) == 5 and frames[0].ndim == 3

@@ -84,10 +84,13 @@ def render(state: EnvState, scale: int = 8) -> jnp.ndarray:
     return img
 
 
-def render_episode(env, params, key, steps: int, policy=None, scale: int = 6) -> np.ndarray:
+def render_episode(env, params, key, steps: int, policy=None, scale: int = 6,
+                   policy_carry=None) -> np.ndarray:
     """Frames uint8[steps + 1, H * scale, W * scale, 3] of one episode (no auto-reset).
 
-    ``policy(key, obs) -> int32[A]`` picks the actions; default: uniform random.
+    ``policy(key, obs) -> int32[A]`` picks the actions; default: uniform random. A recurrent
+    policy passes its initial ``policy_carry`` and is called as
+    ``policy(key, obs, carry) -> (int32[A], carry)``.
     """
     import jax
 
@@ -100,20 +103,25 @@ def render_episode(env, params, key, steps: int, policy=None, scale: int = 6) ->
     obs, state = jax.jit(env.reset_env)(k_reset, params)
 
     def body(carry, k):
-        obs, state = carry
+        obs, state, pc = carry
         k_act, k_step = jax.random.split(k)
-        obs, state, *_ = env.step_env(k_step, state, policy(k_act, obs), params)
-        return (obs, state), render(state, scale)
+        if policy_carry is None:
+            actions = policy(k_act, obs)
+        else:
+            actions, pc = policy(k_act, obs, pc)
+        obs, state, *_ = env.step_env(k_step, state, actions, params)
+        return (obs, state, pc), render(state, scale)
 
     first = render(state, scale)
     _, frames = jax.jit(lambda c, ks: jax.lax.scan(body, c, ks))(
-        (obs, state), jax.random.split(key, steps)
+        (obs, state, policy_carry), jax.random.split(key, steps)
     )
     return np.concatenate([np.asarray(first)[None], np.asarray(frames)], axis=0)
 
 
 def render_episode_gif(
-    cfg, path, steps: int | None = None, policy=None, seed: int = 0, fps: int = 10
+    cfg, path, steps: int | None = None, policy=None, seed: int = 0, fps: int = 10,
+    policy_carry=None,
 ):
     """Write a GIF of one arena episode under ``cfg.env`` (a random policy unless ``policy``
     is given, see ``render_episode``). Returns the path."""
@@ -136,6 +144,7 @@ def render_episode_gif(
         max_steps=max_steps,
     )
     steps = max_steps if steps is None else min(int(steps), max_steps)
-    frames = render_episode(env, params, jax.random.key(seed), steps, policy)
+    frames = render_episode(env, params, jax.random.key(seed), steps, policy,
+                            policy_carry=policy_carry)
     imageio.mimsave(str(path), list(frames), duration=1.0 / fps)
     return path

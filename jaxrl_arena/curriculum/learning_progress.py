@@ -239,7 +239,7 @@ class LearningProgressCurriculum(Curriculum):
         return order[j].astype(jnp.int32), sorted_ids[j] == task_ids
 
     def update(self, state: LPState, outcomes: EpisodeOutcomes, axis_name: str | None = None):
-        S, W = self.num_slots, self.memory
+        S = self.num_slots
         task_id, done, score = outcomes.task_id, outcomes.done, outcomes.score
         if axis_name is not None:  # every device sees every episode: identical state
             task_id, done, score = jax.lax.all_gather((task_id, done, score), axis_name,
@@ -332,7 +332,7 @@ class LearningProgressCurriculum(Curriculum):
     def _evict_admit(self, state: LPState) -> LPState:
         """Evict the ``evict_per_update`` mature slots with the lowest LP weight (ties: oldest
         admission) and admit fresh uniformly drawn task ids not already in the pool."""
-        S, W = self.num_slots, self.memory
+        S = self.num_slots
         w = self._lp_weights(state)
         mature = state.has_baseline & (state.count >= self.evict_min_outcomes)
         # lexsort: last key is primary -> by weight, then by admission step, then slot.
