@@ -29,7 +29,6 @@ from typing import Any, Generic, TypeVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 TEnvState = TypeVar("TEnvState")
 TEnvParams = TypeVar("TEnvParams")
@@ -130,11 +129,3 @@ class MultiAgentEnv(Generic[TEnvState, TEnvParams]):
         info = {**info, "final_observation": obs_st}
         return obs, state, reward, terminated, truncated, info
 
-
-def env_done(terminated: jax.Array, truncated: jax.Array) -> jax.Array:
-    """An environment episode is over when every agent is done (reduces the agent axis)."""
-    return jnp.all(terminated | truncated, axis=-1)
-
-
-def obs_dtype_bytes(space: Box) -> int:
-    return int(np.prod(space.shape)) * np.dtype(space.dtype).itemsize

@@ -3,6 +3,7 @@ project's envs (``arena``)."""
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 from envs.base import MultiAgentEnv
@@ -84,7 +85,7 @@ def make_npp(env_cfg: Any) -> MultiAgentEnv:
     # Generated levels only (the "mixed" source would also trace the fixed-level path).
     options = {**dataclasses.asdict(env_cfg), "level_source": "generator",
                "npp_stage": env_cfg.stage or None}
-    env = make_npp_env(type("NppOptions", (), options)())
+    env = make_npp_env(types.SimpleNamespace(**options))
     stages = env.named_tasks()
     if env_cfg.stage:
         only = {env_cfg.stage: stages[env_cfg.stage]}

@@ -27,21 +27,14 @@ def main() -> int:
     if cfg.env.name != "arena":
         raise cli.ConfigError(f"experiments/arena.py trains env.name=arena, got {cfg.env.name!r}")
     if args.print_config:
-        from jaxrl_arena.config import to_dict
-
-        print(json.dumps(to_dict(cfg), indent=2))
+        cli.print_config(cfg)
         return 0
     if args.render_episode:
         path, source = render_run_episode(cfg, args.recipe, args.render_episode, args.render_steps)
         print(f"wrote {path} ({source})")
         return 0
-    from jaxrl_arena.loop import train
-
-    result = train(cfg, experiment="arena", recipe=args.recipe, fresh=args.fresh, ab=args.ab)
-    hearts = result.last_metrics.get("env_agent/heart.get")
-    print(f"done: {result.agent_steps:,} agent-steps in {result.run_dir}"
-          + (f", heart.get per agent per episode {hearts:.3f}" if hearts is not None else ""))
-    return 0
+    return cli.train_and_report(cfg, args, "arena", "env_agent/heart.get",
+                                "heart.get per agent per episode")
 
 
 def render_run_episode(cfg, recipe: str, out: str, steps: int) -> tuple[str, str]:

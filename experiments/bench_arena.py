@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -28,23 +27,12 @@ import numpy as np  # noqa: E402
 
 from envs.arena import ArenaEnv  # noqa: E402
 from jaxrl_arena import config as C  # noqa: E402
+from jaxrl_arena.benchmarking import compile_chunk, median_chunk_seconds, median_seconds  # noqa: E402
 from jaxrl_arena.train import make_train  # noqa: E402
 
 
 def tree_bytes(tree) -> int:
     return int(sum(np.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree)))
-
-
-def median_time(fn, args, repeats):
-    out = fn(*args)
-    jax.block_until_ready(out)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn(*args)
-        jax.block_until_ready(out)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def env_only(obs_kind: str, envs: list[int], steps: int, repeats: int, bandwidth: float):
@@ -77,8 +65,8 @@ def env_only(obs_kind: str, envs: list[int], steps: int, repeats: int, bandwidth
         t0 = time.perf_counter()
         jax.block_until_ready(fn(states, jax.random.PRNGKey(1)))
         compile_s = time.perf_counter() - t0
-        sec = median_time(fn, (states, jax.random.PRNGKey(2)), repeats)
-        reset_s = median_time(reset, (jax.random.split(jax.random.PRNGKey(3), n), params), repeats)
+        sec = median_seconds(fn, (states, jax.random.PRNGKey(2)), repeats)
+        reset_s = median_seconds(reset, (jax.random.split(jax.random.PRNGKey(3), n), params), repeats)
         eps = n * steps / sec
         gbs = eps * step_bytes / 1e9
         print(f"| {n} | {eps * A / 1e6:.1f}M | {eps / 1e6:.2f}M | {compile_s:.1f} | "
@@ -96,26 +84,11 @@ def training(recipe: str, envs: list[int], updates: int, repeats: int, extra: li
             "run.total_timesteps=100_000_000_000", *extra])
         prog = make_train(cfg, devices=jax.devices()[:1])
         state = prog.init()
-        t0 = time.perf_counter()
-        exe = prog.chunk_for(updates).lower(state).compile()
-        compile_s = time.perf_counter() - t0
+        exe, compile_s = compile_chunk(prog, updates, state)
         mem = exe.memory_analysis()
         total_b = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes - mem.alias_size_in_bytes
-
-        def timed(f, state):
-            state = jax.tree.map(jnp.copy, state)
-            state, m = f(state)
-            jax.block_until_ready(m)
-            ts = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                state, m = f(state)
-                jax.block_until_ready(m)
-                ts.append(time.perf_counter() - t0)
-            return statistics.median(ts)
-
-        full = timed(exe, state)
-        roll = timed(prog.chunk_for(updates, learn=False), state)
+        full = median_chunk_seconds(exe, state, repeats)
+        roll = median_chunk_seconds(prog.chunk_for(updates, learn=False), state, repeats)
         sps = updates * prog.agent_steps_per_update / full
         print(f"| {n} | 24 | {cfg.ppo.num_steps} | {prog.agent_steps_per_update:,} | "
               f"{compile_s:.1f} | {sps / 1e6:.2f}M | {roll / full:.0%} | {1 - roll / full:.0%} | "

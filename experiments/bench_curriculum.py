@@ -29,6 +29,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from jaxrl_arena.curriculum import (EpisodeOutcomes, LearningProgressCurriculum,  # noqa: E402
                                     StagedCurriculum, UniformCurriculum)
+from jaxrl_arena.benchmarking import median_chunk_seconds  # noqa: E402
 from jaxrl_arena.curriculum.arena_tasks import ArenaTaskSpace  # noqa: E402
 
 
@@ -84,16 +85,7 @@ def bench_share(recipe: str, overrides: list[str], kinds: list[str], repeats: in
                                                                        kind=kind))
         prog = make_train(cfg, devices=jax.devices()[:1])
         state = prog.init()
-        chunk = prog.train_chunk
-        state, _ = chunk(state)  # compile
-        jax.block_until_ready(state)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            state, m = chunk(state)
-            jax.block_until_ready(state)
-            times.append((time.perf_counter() - t) / updates)
-        ms = 1e3 * statistics.median(times)
+        ms = 1e3 * median_chunk_seconds(prog.train_chunk, state, repeats) / updates
         base = ms if base is None else base
         print(f"| {kind} | {ms:.2f} | {100 * (ms - base) / base:+.2f}% |", flush=True)
 

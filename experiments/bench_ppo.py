@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxrl_arena import config as C  # noqa: E402
+from jaxrl_arena.benchmarking import compile_chunk, median_chunk_seconds  # noqa: E402
 from jaxrl_arena.train import make_train  # noqa: E402
 
 
@@ -70,38 +69,14 @@ def speed(envs: list[int], repeats: int, updates: int, overrides: list[str]) -> 
             f"run.total_timesteps={n * 128 * updates * 100}", *overrides])
         prog = make_train(cfg, devices=[dev])
         state = prog.init()
-        t0 = time.perf_counter()
-        exe = prog.chunk_for(updates).lower(state).compile()
-        compile_s = time.perf_counter() - t0
-        state, m = exe(state)
-        jax.block_until_ready(m)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            state, m = exe(state)
-            jax.block_until_ready(m)
-            times.append(time.perf_counter() - t0)
-        full = statistics.median(times)
-        roll = timed(prog.chunk_for(updates, learn=False), state, repeats)
+        exe, compile_s = compile_chunk(prog, updates, state)
+        full = median_chunk_seconds(exe, state, repeats)
+        roll = median_chunk_seconds(prog.chunk_for(updates, learn=False), state, repeats)
         sps = updates * prog.agent_steps_per_update / full
         roll_sps = updates * prog.agent_steps_per_update / roll
         print(f"| {n} | 128 | {prog.agent_steps_per_update:,} | {compile_s:.1f} | "
               f"{sps / 1e6:.2f}M | {roll / full:.0%} | {roll_sps / 1e6:.1f}M | "
               f"{env_only(prog, n) / 1e6:.1f}M |")
-
-
-def timed(fn, state, repeats: int) -> float:
-    """Median seconds of ``fn(state)`` after a warm-up call (state is donated and rethreaded)."""
-    state = jax.tree.map(jnp.copy, state)
-    state, m = fn(state)
-    jax.block_until_ready(m)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        state, m = fn(state)
-        jax.block_until_ready(m)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def env_only(prog, n: int, steps: int = 1000) -> float:

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -26,17 +25,9 @@ def main() -> int:
         if args.env not in gymnax_names():
             raise cli.ConfigError(f"unknown gymnax env {args.env!r}; known: {', '.join(gymnax_names())}")
     if args.print_config:
-        from jaxrl_arena.config import to_dict
-
-        print(json.dumps(to_dict(cfg), indent=2))
+        cli.print_config(cfg)
         return 0
-    from jaxrl_arena.loop import train
-
-    result = train(cfg, experiment="gymnax", recipe=args.recipe, fresh=args.fresh, ab=args.ab)
-    reward = result.last_metrics.get("overview/reward")
-    print(f"done: {result.agent_steps:,} agent-steps in {result.run_dir}"
-          + (f", last reward {reward:.2f}" if reward is not None else ""))
-    return 0
+    return cli.train_and_report(cfg, args, "gymnax", "overview/reward", "last reward")
 
 
 if __name__ == "__main__":

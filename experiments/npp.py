@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -23,17 +22,9 @@ def main() -> int:
     if cfg.env.name != "npp":
         raise cli.ConfigError(f"experiments/npp.py trains env.name=npp, got {cfg.env.name!r}")
     if args.print_config:
-        from jaxrl_arena.config import to_dict
-
-        print(json.dumps(to_dict(cfg), indent=2))
+        cli.print_config(cfg)
         return 0
-    from jaxrl_arena.loop import train
-
-    result = train(cfg, experiment="npp", recipe=args.recipe, fresh=args.fresh, ab=args.ab)
-    success = result.last_metrics.get("env_agent/success")
-    print(f"done: {result.agent_steps:,} agent-steps in {result.run_dir}"
-          + (f", success rate {success:.3f}" if success is not None else ""))
-    return 0
+    return cli.train_and_report(cfg, args, "npp", "env_agent/success", "success rate")
 
 
 if __name__ == "__main__":

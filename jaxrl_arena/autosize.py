@@ -31,12 +31,11 @@ def compiled_bytes(cfg: Config, env, devices, num_envs: int, ab=None) -> int:
     """Bytes per device of the compiled chunk at ``num_envs``."""
     from jaxrl_arena.train import make_train
 
+    batch = num_envs * cfg.ppo.num_steps * env.num_agents
     trial = config_lib.replace(cfg, "ppo.num_envs", num_envs)
-    trial = config_lib.resolve_minibatches(
-        config_lib.replace(trial, "ppo.minibatch_size", 0) if cfg.ppo.minibatch_size > num_envs * cfg.ppo.num_steps * env.num_agents else trial,
-        env.num_agents)
-    trial = config_lib.replace(trial, "run.total_timesteps",
-                               max(cfg.run.total_timesteps, num_envs * cfg.ppo.num_steps * env.num_agents))
+    if cfg.ppo.minibatch_size > batch:  # a trial smaller than one minibatch: use num_minibatches
+        trial = config_lib.replace(trial, "ppo.minibatch_size", 0)
+    trial = config_lib.replace(trial, "run.total_timesteps", max(cfg.run.total_timesteps, batch))
     program = make_train(trial, env=env, ab=ab, devices=devices)
     state = jax.eval_shape(program.init)
     length = min(trial.run.updates_per_chunk, program.num_updates)

@@ -53,3 +53,22 @@ def main_guard(fn: Callable[[], int | None]) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+def print_config(cfg: Config) -> None:
+    """``--print-config``: the resolved config as JSON."""
+    import json
+
+    print(json.dumps(config_lib.to_dict(cfg), indent=2))
+
+
+def train_and_report(cfg: Config, args: argparse.Namespace, experiment: str,
+                     metric: str, label: str) -> int:
+    """Train (or resume) ``cfg`` and print one closing line with ``metric``'s last value."""
+    from jaxrl_arena.loop import train
+
+    result = train(cfg, experiment=experiment, recipe=args.recipe, fresh=args.fresh, ab=args.ab)
+    value = result.last_metrics.get(metric)
+    print(f"done: {result.agent_steps:,} agent-steps in {result.run_dir}"
+          + (f", {label} {value:.3f}" if value is not None else ""))
+    return 0

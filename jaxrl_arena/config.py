@@ -166,20 +166,6 @@ class Config:
     checkpoint: CheckpointConfig = CheckpointConfig()
 
 
-# Hyperparameters that are data inside the compiled step: runs that differ only in these
-# (--ab variants, seeds) are vmapped in one jit.
-VMAPPABLE_KEYS = (
-    "ppo.lr",
-    "ppo.gamma",
-    "ppo.gae_lambda",
-    "ppo.clip_coef",
-    "ppo.vf_clip_coef",
-    "ppo.ent_coef",
-    "ppo.vf_coef",
-    "ppo.max_grad_norm",
-)
-
-
 # ----------------------------------------------------------------------------- key paths
 def _fields(cls) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)

@@ -184,13 +184,11 @@ class Rollout:
         pool_obs, pool_state, pool_params, pool_tasks = self._fresh_episodes(
             cstate, self._pool_keys(k_reset)
         )
-        if self.pool_size == n:
-            pick = jnp.arange(n)
-        else:
-            pick = (jnp.cumsum(done) - 1) % self.pool_size
+        pick = None if self.pool_size == n else (jnp.cumsum(done) - 1) % self.pool_size
 
         def select(fresh, old):
-            fresh = fresh[pick]
+            if pick is not None:  # hand the k-th finished env the reset k mod P
+                fresh = fresh[pick]
             mask = done.reshape((n,) + (1,) * (old.ndim - 1))
             return jnp.where(mask, fresh, old)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Iterator
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,6 +30,9 @@ from jaxrl_arena.ppo import Hyperparams, Learner, Minibatch, gae
 from jaxrl_arena.rollout import Rollout, RolloutState, reset_pool_size
 
 AXIS = "env"  # the mesh axis the environments are sharded over
+# Hyperparameters that are data inside the compiled step: runs that differ only in these
+# (--ab variants, seeds) are vmapped in one jit.
+VMAPPABLE_KEYS = tuple(f"ppo.{name}" for name in Hyperparams._fields)
 
 
 @struct.dataclass
@@ -72,10 +74,10 @@ def expand_runs(cfg: Config, ab: list[str] | None = None) -> list[RunSpec]:
     for item in ab or []:
         key, text = config_lib.split_override(item)
         config_lib.check_key(key)
-        if key not in config_lib.VMAPPABLE_KEYS:
+        if key not in VMAPPABLE_KEYS:
             raise ConfigError(
                 f"--ab key {key!r} changes the compiled program; A/B keys allowed: "
-                f"{', '.join(config_lib.VMAPPABLE_KEYS)}"
+                f"{', '.join(VMAPPABLE_KEYS)}"
             )
         values = [config_lib.parse_value(key, v) for v in text.split(",") if v.strip()]
         variants = [
@@ -301,6 +303,3 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
         chunk_for=chunk_for, chunk_fn=chunk_fn, rollout=rollout, learner=learner,
     )
 
-
-def assert_finite_state(ts: TrainState) -> None:
-    chex.assert_tree_all_finite(ts.params)
