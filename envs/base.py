@@ -73,6 +73,11 @@ class MultiAgentEnv(Generic[TEnvState, TEnvParams]):
         return type(self).__name__
 
     @property
+    def max_episode_steps(self) -> int | None:
+        """The longest episode under ``default_params`` (agent steps), if the env has a limit."""
+        return None
+
+    @property
     def default_params(self) -> TEnvParams:
         raise NotImplementedError
 

@@ -36,6 +36,11 @@ class GymnaxAdapter(MultiAgentEnv):
     def default_params(self):
         return self._default_params
 
+    @property
+    def max_episode_steps(self) -> int | None:
+        limit = getattr(self._default_params, "max_steps_in_episode", None)
+        return None if limit is None else int(limit)
+
     def reset_env(self, key, params):
         obs, state = self.env.reset_env(key, params)
         return self._agent_axis(obs), state

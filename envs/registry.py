@@ -61,6 +61,23 @@ def make_arena(env_cfg: Any) -> MultiAgentEnv:
                          desync_episodes=env_cfg.desync_episodes)
     name = "arena/" + ("combat" if env_cfg.combat else "basic")
     env.named_tasks = lambda: {name: params}
+
+    def eval_sets(episodes: int, seed: int):
+        """The evaluation suites of arena.md §12.1 on the un-bucketed env: ``arena/basic``
+        (attack cost 100) and ``arena/combat`` (cost 1), with this config's altar and reward
+        switches, no desync; the maps come from the evaluator's fixed reset keys."""
+        import jax
+        import jax.numpy as jnp
+
+        suites = {}
+        for suite, combat in (("arena/basic", False), ("arena/combat", True)):
+            p = make_params(easy_altar=env_cfg.easy_altar, shaped_rewards=env_cfg.shaped_rewards,
+                            combat=combat, max_steps=max_steps, desync_episodes=False)
+            suites[suite] = jax.tree.map(
+                lambda x: jnp.broadcast_to(jnp.asarray(x), (episodes,) + jnp.shape(x)), p)
+        return env, suites
+
+    env.eval_sets = eval_sets
     return env
 
 

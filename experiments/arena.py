@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -40,37 +39,17 @@ def main() -> int:
 def render_run_episode(cfg, recipe: str, out: str, steps: int) -> tuple[str, str]:
     """A GIF of one episode played by the run's latest checkpoint (sampling its policy), or by
     a uniform random policy when the run dir holds no checkpoint."""
-    import jax
-    import jax.numpy as jnp
-
     from envs.arena.render import render_episode_gif
-    from jaxrl_arena import config as config_lib
-    from jaxrl_arena.checkpoint import Checkpointer
     from jaxrl_arena.loop import run_dir
-    from jaxrl_arena.train import make_train
+    from jaxrl_arena.policy_io import load_run_policy
 
-    directory = run_dir(cfg, "arena", recipe)
-    checkpoints = Checkpointer(directory / "checkpoints")
-    if checkpoints.latest_step() is None or not (directory / "config.json").exists():
-        return render_episode_gif(cfg, out, steps=steps), "uniform random policy: no checkpoint in " + str(directory)
-    # Rebuild the run exactly as saved (resolved num_envs etc.) to restore its state.
-    saved = json.loads((directory / "config.json").read_text())
-    saved.pop("_resolved", None)
-    run_cfg = config_lib.from_dict(saved)
-    program = make_train(run_cfg, devices=jax.devices()[:1])
-    restored = checkpoints.restore(jax.eval_shape(program.init))
-    state, _, step = restored
-    params = jax.tree.map(lambda x: x[0], state.params)  # the first run (seed)
-    policy = program.policy
-    A = program.env.num_agents
-
-    def act(key, obs, carry):
-        carry, logits, _ = policy.apply(params, obs, carry, jnp.zeros(A, bool))
-        return jax.random.categorical(key, logits).astype(jnp.int32), carry
-
-    path = render_episode_gif(run_cfg, out, steps=steps, policy=act,
-                              policy_carry=policy.initial_carry(A))
-    return path, f"policy of {directory} at update {step}"
+    run = load_run_policy(cfg, "arena", recipe)
+    if run is None:
+        return (render_episode_gif(cfg, out, steps=steps),
+                f"uniform random policy: no checkpoint in {run_dir(cfg, 'arena', recipe)}")
+    path = render_episode_gif(run.config, out, steps=steps, policy=run.act,
+                              policy_carry=run.initial_carry)
+    return path, run.description
 
 
 if __name__ == "__main__":

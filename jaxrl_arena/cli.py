@@ -64,11 +64,17 @@ def print_config(cfg: Config) -> None:
 
 def train_and_report(cfg: Config, args: argparse.Namespace, experiment: str,
                      metric: str, label: str) -> int:
-    """Train (or resume) ``cfg`` and print one closing line with ``metric``'s last value."""
+    """Train (or resume) ``cfg`` and print one closing line with ``metric``'s last value and
+    the last held-out evaluation of the same statistic (``eval/<stat>/<task>``)."""
+    from jaxrl_arena.evaluation import metric_name
     from jaxrl_arena.loop import train
 
     result = train(cfg, experiment=experiment, recipe=args.recipe, fresh=args.fresh, ab=args.ab)
     value = result.last_metrics.get(metric)
+    prefix = f"eval/{metric_name(metric.rsplit('/', 1)[-1])}/"
+    held_out = {k[len(prefix):]: v for k, v in result.last_metrics.items() if k.startswith(prefix)}
     print(f"done: {result.agent_steps:,} agent-steps in {result.run_dir}"
-          + (f", {label} {value:.3f}" if value is not None else ""))
+          + (f", {label} {value:.3f}" if value is not None else "")
+          + ("; held-out " + ", ".join(f"{t} {v:.3f}" for t, v in held_out.items())
+             if held_out else ""))
     return 0

@@ -38,8 +38,11 @@ class EnvConfig:
     # Auto-reset strategy (see jaxrl_arena/rollout.py): "optimistic" computes `reset_pool`
     # fresh resets per step and hands them to the envs that finished; "every_step" resets all
     # envs every step and selects (exact, but pays a full reset per env per step).
-    reset_strategy: Literal["optimistic", "every_step"] = "optimistic"
+    # "pooled" keeps the pool across steps and regenerates only `reset_refresh` entries per
+    # step (for envs whose reset is far dearer than a step: N++ level generation).
+    reset_strategy: Literal["optimistic", "every_step", "pooled"] = "optimistic"
     reset_pool: int | Auto = "auto"  # resets computed per step; auto = min(N, max(8, N // 16))
+    reset_refresh: int | Auto = "auto"  # pooled: entries regenerated per step; auto = P // 16
     max_steps: int = 0  # episode limit override; 0 keeps the env's own
     # Project envs (arena): shapes are constructor arguments, the task is data.
     num_agents: int = 0  # 0 keeps the env's default (arena: 24)
@@ -110,7 +113,7 @@ class CurriculumConfig:
     """Which task each env plays next (jaxrl_arena/curriculum/). ``None`` = the kind's
     default (the spec's numbers; see ``jaxrl_arena.curriculum.base.LP_KNOBS`` etc.)."""
 
-    kind: Literal["uniform", "learning_progress", "arena_lp", "staged"] = "uniform"
+    kind: Literal["uniform", "learning_progress", "arena_lp", "arena_uniform", "staged"] = "uniform"
     # Learning progress (arena.md §12.2 with the §12.4 corrections)
     ema_timescale: float | None = None  # 0.001
     progress_smoothing: float | None = None  # 0.05
@@ -122,7 +125,7 @@ class CurriculumConfig:
     explore_rate: float | None = None  # 0.2
     explore_boost: float | None = None  # 2.0
     score_min: float | None = None  # score map: clip((return - min) / (max - min), 0, 1)
-    score_max: float | None = None  # 1.0 for named tasks, 10.0 for arena_lp
+    score_max: float | None = None  # 1.0 for named tasks, 20.0 for arena_lp (ARENA_SCORE_MAX)
     seed: int | None = None  # 0
     # Pool of live tasks over a generated space (arena_lp)
     pool_size: int | None = None  # 256
@@ -135,6 +138,17 @@ class CurriculumConfig:
     early_min_episodes: int | None = None  # 50
     regression_min_episodes: int | None = None  # 200
     success_score: float | None = None  # 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Held-out evaluation (jaxrl_arena/evaluation.py): the same fixed episodes every time."""
+
+    every_updates: int = 0  # evaluate every n-th update (at chunk ends) and at the end; 0: off
+    episodes: int = 32  # per evaluation task (N++: held-out levels per stage)
+    max_steps: int = 0  # agent steps before an unfinished episode is scored; 0: the env's limit
+    deterministic: bool = False  # argmax actions instead of sampling the policy
+    seed: int = 12345  # reset keys of the evaluation episodes (fixed across evaluations)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +176,7 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     ppo: PPOConfig = PPOConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
+    eval: EvalConfig = EvalConfig()
     logging: LoggingConfig = LoggingConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
 
@@ -360,6 +375,8 @@ def _arena_basic_easy_shaped() -> Config:
             gae_lambda=0.891477, clip_coef=0.264407, vf_coef=0.897619, vf_clip_coef=0.1,
             ent_coef=0.01, max_grad_norm=0.5,
         ),
+        # The evaluation suites arena/basic and arena/combat (arena.md §12.1), 8 fixed maps each.
+        eval=EvalConfig(every_updates=10, episodes=8),
         checkpoint=CheckpointConfig(every_seconds=300.0),
     )
 
@@ -378,17 +395,33 @@ def _arena_lp() -> Config:
     return dataclasses.replace(cfg, curriculum=CurriculumConfig(kind="arena_lp"))
 
 
+@recipe("arena_uniform")
+def _arena_uniform() -> Config:
+    """The arena recipe over the 640,000-task bucketed space, sampled uniformly (the
+    baseline of arena_lp)."""
+    cfg = _arena_basic_easy_shaped()
+    return dataclasses.replace(cfg, curriculum=CurriculumConfig(kind="arena_uniform"))
+
+
 @recipe("npp_simplest")
 def _npp_simplest() -> Config:
     """N++ on generated `simplest` levels: MLP over the state + local-grid features, npp-rl's
     PPO settings (spec npp.md §12) with a larger env batch."""
     return Config(
         run=RunConfig(total_timesteps=2_000_000, updates_per_chunk=5),
-        env=EnvConfig(name="npp", obs_kind="state_local", stage="simplest", max_steps=20_000),
+        # Level generation costs ~10 env steps (CPU), so resets come from a persistent pool of
+        # 256 ready levels of which 8 are regenerated per step (rollout.py, "pooled").
+        env=EnvConfig(name="npp", obs_kind="state_local", stage="simplest", max_steps=20_000,
+                      reset_strategy="pooled", reset_pool=256, reset_refresh=8),
         policy=PolicyConfig(kind="mlp", hidden_sizes=(256, 256, 128), activation="tanh"),
+        # ent_coef 0.01 (npp-rl: 0.05): on the H100 A/B (docs/BENCHMARKS.md) both reach 100%
+        # held-out success on `simplest`; 0.01 gets there first (100% at 5.2M vs 6.6M steps).
         ppo=PPOConfig(num_envs="auto", num_steps=128, num_minibatches=4, update_epochs=4,
                       lr=3e-4, gamma=0.99, gae_lambda=0.92, clip_coef=0.2, vf_clip_coef=1.0,
-                      ent_coef=0.05, vf_coef=0.5, max_grad_norm=2.0),
+                      ent_coef=0.01, vf_coef=0.5, max_grad_norm=2.0),
+        # Held-out levels of each trained stage (eval/success_rate/<stage>); an episode not won
+        # within 1,000 steps (4,000 frames; generated levels need a few hundred) counts as a fail.
+        eval=EvalConfig(every_updates=10, episodes=64, max_steps=1000),
     )
 
 
@@ -429,12 +462,16 @@ def validate(cfg: Config, *, num_agents: int = 1, num_devices: int = 1) -> None:
         "run.total_timesteps": cfg.run.total_timesteps,
         "checkpoint.keep": cfg.checkpoint.keep,
         "logging.log_every": cfg.logging.log_every,
+        "eval.episodes": cfg.eval.episodes,
     }
     if ppo.num_envs != "auto":
         positive["ppo.num_envs"] = ppo.num_envs
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}={value} must be >= 1")
+    for key in ("eval.every_updates", "eval.max_steps"):
+        if get(cfg, key) < 0:
+            raise ConfigError(f"{key}={get(cfg, key)} must be >= 0")
     for key in ("ppo.gamma", "ppo.gae_lambda"):
         value = get(cfg, key)
         if not 0.0 <= value <= 1.0:

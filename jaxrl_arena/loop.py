@@ -19,13 +19,14 @@ from jaxrl_arena import config as config_lib
 from jaxrl_arena.autosize import resolve_num_envs
 from jaxrl_arena.checkpoint import Checkpointer, GracefulShutdown, run_metadata
 from jaxrl_arena.config import Config, ConfigError
+from jaxrl_arena.evaluation import Evaluator, make_evaluator
 from jaxrl_arena.logging import Progress, RunLogger, print_banner
 from jaxrl_arena.networks import count_params
 from jaxrl_arena.train import TrainProgram, make_env, make_train
 
 # Keys that may change between a run and its resumption without changing what is computed.
 RESUMABLE_CHANGES = ("run.total_timesteps", "run.updates_per_chunk", "run.name", "run.dir")
-RESUMABLE_SECTIONS = ("logging.", "checkpoint.")
+RESUMABLE_SECTIONS = ("logging.", "checkpoint.", "eval.")
 
 # Metrics that are means over finished episodes: absent (not zero) when none finished.
 EPISODE_METRIC_PREFIXES = ("overview/reward", "overview/episode_length", "env_agent/",
@@ -103,6 +104,32 @@ def host_metrics(program: TrainProgram, metrics: dict[str, np.ndarray], k: int
     return aggregated, cleaned
 
 
+def set_aside_previous_logs(directory: Path) -> Path | None:
+    """A run starting from update 0 in a dir that already holds logs (checkpoints disabled or
+    deleted) moves them to ``previous/<time>/`` instead of appending a second step axis
+    from 0 to them (or deleting them)."""
+    old = [directory / name for name in ("metrics.jsonl", "tb") if (directory / name).exists()]
+    if not old:
+        return None
+    target = directory / "previous" / time.strftime("%Y%m%d-%H%M%S")
+    target.mkdir(parents=True, exist_ok=True)
+    for path in old:
+        shutil.move(str(path), str(target / path.name))
+    print(f"note: {directory} held logs of an earlier run without a checkpoint to resume; "
+          f"moved them to {target}", file=sys.stderr)
+    return target
+
+
+def run_evaluation(evaluator: Evaluator, state, program: TrainProgram
+                   ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Evaluate every run's current policy: (mean over runs, per run label)."""
+    values = evaluator(state.params)
+    aggregated = {name: float(np.mean(v)) for name, v in values.items()}
+    per_run = {spec.label: {name: float(v[r]) for name, v in values.items()}
+               for r, spec in enumerate(program.runs)}
+    return aggregated, per_run
+
+
 def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", fresh: bool = False,
           ab: list[str] | None = None, env: MultiAgentEnv | None = None,
           stop_after_updates: int | None = None, console=None) -> RunResult:
@@ -141,6 +168,8 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
     update = int(np.asarray(state.update)[0])
     per_update = program.agent_steps_per_update
     directory.mkdir(parents=True, exist_ok=True)
+    if resumed_from is None:
+        set_aside_previous_logs(directory)
     config_dict = config_lib.to_dict(cfg)
     (directory / "config.json").write_text(json.dumps(
         {**config_dict, "_resolved": {"experiment": experiment, "recipe": recipe, "ab": ab or [],
@@ -180,6 +209,7 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
                        resume_step=update * per_update if resumed_from is not None else None,
                        run_name=directory.name, config=config_dict)
     metadata = run_metadata(config_dict)
+    evaluator = make_evaluator(cfg, env, program.policy)
     last: dict[str, float] = {}
     stopped_by_signal = False
     target_updates = program.num_updates
@@ -202,13 +232,27 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
                 metrics = jax.device_get(metrics)
                 seconds = time.perf_counter() - t_chunk
                 sps = length * per_update / max(seconds, 1e-9)
+                end = update + length
+                evaluation = None
+                if evaluator is not None and (
+                    end // cfg.eval.every_updates > update // cfg.eval.every_updates
+                    or end >= target_updates
+                ):
+                    t_eval = time.perf_counter()
+                    evaluation = run_evaluation(evaluator, state, program)
+                    evaluation[0]["eval/seconds"] = time.perf_counter() - t_eval
                 for k in range(length):
                     u = update + k + 1
                     aggregated, per_run = host_metrics(program, metrics, k)
                     aggregated["overview/sps"] = sps
                     aggregated["overview/updates"] = u
+                    if evaluation is not None and u == end:
+                        aggregated.update(evaluation[0])
+                        for label, values in per_run.items():
+                            values.update(evaluation[1][label])
                     last = aggregated
-                    if u % cfg.logging.log_every == 0 or u == target_updates:
+                    if (u % cfg.logging.log_every == 0 or u == target_updates
+                            or (evaluation is not None and u == end)):
                         row = dict(aggregated)
                         if len(per_run) > 1 and cfg.logging.per_run_metrics:
                             for label, values in per_run.items():
@@ -230,8 +274,12 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
                                                       "agent_steps": update * per_update})
                 if shutdown.requested:
                     stopped_by_signal = True
-                    print(f"received {shutdown.signal_name}: saved checkpoint at update {update} "
-                          f"in {ckpt_dir}; rerun the same command to resume", file=sys.stderr)
+                    if checkpointer is not None:
+                        print(f"received {shutdown.signal_name}: saved checkpoint at update {update} "
+                              f"in {ckpt_dir}; rerun the same command to resume", file=sys.stderr)
+                    else:
+                        print(f"received {shutdown.signal_name}: stopped at update {update}; "
+                              "checkpoint.enabled=false, so nothing was saved", file=sys.stderr)
                     break
     finally:
         logger.close()

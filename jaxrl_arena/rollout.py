@@ -13,6 +13,14 @@ more than ``P`` envs finish at the same step, some of them start from the same i
 envs desynchronise quickly (random episode lengths, the arena's ``desync_episodes``).
 ``every_step`` keeps the exact, expensive behaviour.
 
+``pooled`` goes further for envs whose reset is far dearer than a step (N++ generates a level
+per reset, the arena a map): the pool of ``P`` ready resets persists in the rollout state and
+only ``R`` of its entries (``env.reset_refresh``, default ``max(1, P // 16)``) are regenerated
+per step, round-robin; finished envs take consecutive entries from a second cursor. Cost:
+``R/N`` of a reset per env-step. Trade-off: an entry can start up to about
+``finished per step / R`` episodes (same level, same task, which the curriculum may have
+drawn up to ``P/R`` steps earlier); the episodes still diverge through the policy's sampling.
+
 The task of a new episode is sampled from the curriculum *at its reset* and stored with the
 env (``task_id`` and ``env_params``); outcomes are credited to it when the episode ends.
 """
@@ -40,6 +48,9 @@ class RolloutState:
     episode_start: jax.Array  # bool[N]: obs is the first of an episode (zero the carry)
     episode_return: jax.Array  # float32[N, A]
     episode_length: jax.Array  # int32[N]
+    # "pooled" resets only: P ready (obs, state, params, task_id) resets and two cursors
+    # (next entry to regenerate, next entry to hand out); () otherwise.
+    pool: Any = ()
 
 
 class Transition(NamedTuple):
@@ -66,16 +77,27 @@ def reset_pool_size(cfg_env, num_envs: int) -> int:
     return max(1, min(num_envs, int(cfg_env.reset_pool)))
 
 
+def reset_refresh_count(cfg_env, pool_size: int) -> int:
+    """``pooled`` resets: entries regenerated per step (0 for the other strategies)."""
+    if getattr(cfg_env, "reset_strategy", "optimistic") != "pooled":
+        return 0
+    refresh = getattr(cfg_env, "reset_refresh", "auto")
+    if refresh == "auto":
+        return max(1, pool_size // 16)
+    return max(1, min(pool_size, int(refresh)))
+
+
 class Rollout:
     """Builds ``init`` and ``run`` for one env / policy / curriculum on the local env shard."""
 
     def __init__(self, env: MultiAgentEnv, policy, curriculum, *, num_envs: int, num_steps: int,
                  horizon: int, pool_size: int, axis_name: str | None = None,
-                 truncation_bootstrap: str = "dense"):
+                 truncation_bootstrap: str = "dense", refresh: int = 0):
         self.env, self.policy, self.curriculum = env, policy, curriculum
         self.num_envs, self.num_steps, self.horizon = num_envs, num_steps, horizon
         self.num_agents = env.num_agents
         self.pool_size = pool_size
+        self.refresh = int(refresh)  # > 0: "pooled" resets, this many regenerated per step
         self.axis_name = axis_name
         self.truncation_bootstrap = truncation_bootstrap
 
@@ -96,22 +118,29 @@ class Rollout:
         obs, state = jax.vmap(reset)(split[:, 1], params)
         return obs, state, params, task_ids
 
-    def _pool_keys(self, key):
-        """Keys of the ``P`` per-step resets: per env (device-count invariant) when every env
-        gets its own reset, else per pool slot on this device."""
-        if self.pool_size == self.num_envs:
+    def _pool_keys(self, key, n: int | None = None):
+        """Keys of ``n`` (default ``P``) resets: per env (device-count invariant) when every
+        env gets its own reset, else per pool slot on this device."""
+        n = self.pool_size if n is None else n
+        if n == self.num_envs and not self.refresh:
             return self._env_keys(key, self.num_envs)
         if self.axis_name is not None:
             key = jax.random.fold_in(key, jax.lax.axis_index(self.axis_name))
-        return jax.random.split(key, self.pool_size)
+        return jax.random.split(key, n)
 
     def _flat(self, x):
         return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
 
     def init(self, key, cstate) -> RolloutState:
         n, a = self.num_envs, self.num_agents
-        obs, state, params, task_ids = self._fresh_episodes(cstate, self._env_keys(key, n),
-                                                            first=True)
+        k_envs, k_pool = jax.random.split(key)
+        obs, state, params, task_ids = self._fresh_episodes(
+            cstate, self._env_keys(k_envs if self.refresh else key, n), first=True)
+        pool = ()
+        if self.refresh:
+            fresh = self._fresh_episodes(cstate, self._pool_keys(k_pool))
+            # Cursors as int32[1] so that, like every leaf here, axis 0 splits over devices.
+            pool = (fresh, jnp.zeros((1,), jnp.int32), jnp.zeros((1,), jnp.int32))
         return RolloutState(
             env_state=state,
             env_params=params,
@@ -121,6 +150,7 @@ class Rollout:
             episode_start=jnp.ones(n, bool),
             episode_return=jnp.zeros((n, a), jnp.float32),
             episode_length=jnp.zeros(n, jnp.int32),
+            pool=pool,
         )
 
     # ------------------------------------------------------------------ one step
@@ -181,10 +211,21 @@ class Rollout:
             sums[f"env_agent/{name}"] = w * value_a.astype(jnp.float32).mean(-1)
 
         # Auto-reset (see module doc).
-        pool_obs, pool_state, pool_params, pool_tasks = self._fresh_episodes(
-            cstate, self._pool_keys(k_reset)
-        )
-        pick = None if self.pool_size == n else (jnp.cumsum(done) - 1) % self.pool_size
+        pool = ()
+        if self.refresh:
+            (entries, write, take) = rs.pool
+            fresh = self._fresh_episodes(cstate, self._pool_keys(k_reset, self.refresh))
+            slots = (write[0] + jnp.arange(self.refresh)) % self.pool_size
+            entries = jax.tree.map(lambda e, f: e.at[slots].set(f), entries, fresh)
+            pool_obs, pool_state, pool_params, pool_tasks = entries
+            pick = (take[0] + jnp.cumsum(done) - 1) % self.pool_size
+            pool = (entries, (write + self.refresh) % self.pool_size,
+                    (take + jnp.sum(done, dtype=jnp.int32)) % self.pool_size)
+        else:
+            pool_obs, pool_state, pool_params, pool_tasks = self._fresh_episodes(
+                cstate, self._pool_keys(k_reset)
+            )
+            pick = None if self.pool_size == n else (jnp.cumsum(done) - 1) % self.pool_size
 
         def select(fresh, old):
             if pick is not None:  # hand the k-th finished env the reset k mod P
@@ -201,6 +242,7 @@ class Rollout:
             episode_start=done,
             episode_return=jnp.where(done[:, None], 0.0, episode_return),
             episode_length=jnp.where(done, 0, episode_length),
+            pool=pool,
         )
         return new_rs, transition, sums
 

@@ -27,7 +27,7 @@ from jaxrl_arena.config import Config, ConfigError
 from jaxrl_arena.curriculum import EpisodeOutcomes, make_curriculum
 from jaxrl_arena.networks import make_policy
 from jaxrl_arena.ppo import Hyperparams, Learner, Minibatch, gae
-from jaxrl_arena.rollout import Rollout, RolloutState, reset_pool_size
+from jaxrl_arena.rollout import Rollout, RolloutState, reset_pool_size, reset_refresh_count
 
 AXIS = "env"  # the mesh axis the environments are sharded over
 # Hyperparameters that are data inside the compiled step: runs that differ only in these
@@ -150,9 +150,11 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
                          getattr(env, "dense_obs_scale", None))
     policy.clip_vloss = ppo.clip_vloss
     curriculum = make_curriculum(cfg, env)
+    pool_size = reset_pool_size(cfg.env, local_envs)
     rollout = Rollout(env, policy, curriculum, num_envs=local_envs, num_steps=T, horizon=horizon,
-                      pool_size=reset_pool_size(cfg.env, local_envs), axis_name=AXIS,
-                      truncation_bootstrap=cfg.env.truncation_bootstrap)
+                      pool_size=pool_size, axis_name=AXIS,
+                      truncation_bootstrap=cfg.env.truncation_bootstrap,
+                      refresh=reset_refresh_count(cfg.env, pool_size))
     learner = Learner(policy, ppo, total_updates=num_updates, axis_name=AXIS)
     mesh = Mesh(np.asarray(devices), (AXIS,))
     R = len(runs)
@@ -160,7 +162,8 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     # ---------------------------------------------------------------- one run, local shard
     def init_single(key, hp):
         k_params, k_env, k_run = jax.random.split(key, 3)
-        cstate = curriculum.init()
+        # Own stream per run (folded in, so params/env keys match runs of older versions).
+        cstate = curriculum.init(jax.random.fold_in(key, 0x63757272))
         rs = rollout.init(k_env, cstate)
         obs0 = jax.tree.map(lambda x: x[:1, 0], rs.obs)  # one agent row for shapes
         params = policy.init(k_params, obs0)

@@ -91,8 +91,9 @@ def test_explores_unseen_tasks_never_weight_zero(j):
         state = j.step(state, ids, score)
     d = np.asarray(state.dist)
     assert d[3] > 0 and np.isclose(d.sum(), 1.0)
-    # the exploring task gets its explicit share min(explore_rate, boost / S), plus uniform
-    share = min(j.cur.explore_rate, j.cur.explore_boost * 1 / 4)
+    # the exploring task gets its explicit share max(min(explore_rate, boost / S), 1 / S),
+    # plus uniform
+    share = max(min(j.cur.explore_rate, j.cur.explore_boost * 1 / 4), 1 / 4)
     np.testing.assert_allclose(d[3], (1 - rand) * share + rand / 4, rtol=1e-5)
     assert not bool(state.has_baseline[3]) and int(state.count[3]) == 0
     assert float(j.metrics(state)["lp/num_unseen_tasks"]) == 1
@@ -307,3 +308,37 @@ def test_inverse_cdf_sampler_matches_distribution():
     assert set(ids.tolist()) == {3, 50, 99}  # zero-probability slots are never drawn
     np.testing.assert_allclose([np.mean(ids == i) for i in (3, 50, 99)], [0.5, 0.3, 0.2],
                                atol=0.015)
+
+
+def test_pool_is_drawn_from_the_run_key_so_seeds_differ():
+    """Regression: the pool and its eviction stream came from ``curriculum.seed`` alone, so
+    every vmapped seed of an A/B trained on the same initial tasks."""
+    cur = POOL.cur
+    a, b = cur.init(jax.random.PRNGKey(1)), cur.init(jax.random.PRNGKey(2))
+    assert not np.array_equal(a.task_ids, b.task_ids) and not np.array_equal(a.key, b.key)
+    np.testing.assert_array_equal(cur.init(jax.random.PRNGKey(1)).task_ids, a.task_ids)
+    from jaxrl_arena.curriculum import make_curriculum  # noqa: F401  (the trainer's path)
+    from jaxrl_arena import config as C
+    from jaxrl_arena.train import make_train
+    from toy_envs import CountdownEnv
+
+    cfg = C.apply_overrides(C.Config(), [
+        "curriculum.kind=learning_progress", "run.num_seeds=2", "ppo.num_envs=4",
+        "ppo.num_steps=4", "ppo.num_minibatches=1", "policy.hidden_sizes=4"])
+    state = make_train(cfg, env=CountdownEnv(), devices=jax.devices()[:1]).init()
+    keys = np.asarray(state.curriculum.key)
+    assert keys.shape[0] == 2 and not np.array_equal(keys[0], keys[1])
+
+
+def test_first_matured_tasks_do_not_take_the_lp_mass():
+    """Regression (H100 A/B): with one task of a 256-task pool past its baseline, that task
+    drew 60% of the episodes (1 - explore_rate of the non-random mass) whatever its LP; it
+    now gets about a uniform share until the rest of the pool is explored."""
+    j = POOL
+    state = j.init()
+    ids0 = np.asarray(state.task_ids)
+    state = j.step(state, np.full(8, ids0[3]), np.full(8, 5.0))  # slot 3 matures alone
+    assert int(np.sum(state.has_baseline)) == 1
+    d = np.asarray(state.dist)
+    S = d.size
+    assert d[3] <= 1.5 / S and np.isclose(d.sum(), 1.0)

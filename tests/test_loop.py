@@ -135,3 +135,18 @@ def test_num_envs_auto_measures_bytes_and_fits_the_budget(tmp_path, capsys, monk
     assert resolved.ppo.num_envs == 32, report
     assert autosize.compiled_bytes(cfg, env, devices, 32) <= 0.6 * fake_memory
     assert "KiB per env" in report and "ppo.num_envs=auto -> 32" in capsys.readouterr().out
+
+
+def test_restart_without_checkpoint_sets_old_logs_aside(tmp_path, capsys):
+    """Regression: a second run in the same dir with checkpoints off appended a new step
+    axis from 0 to the old metrics.jsonl (the curves then zig-zag)."""
+    cfg = toy_cfg(tmp_path / "run", "run.total_timesteps=128", "checkpoint.enabled=false",
+                  "logging.tensorboard=false")
+    train(cfg, env=CountdownEnv(num_agents=2), experiment="toy")
+    first = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    train(cfg, env=CountdownEnv(num_agents=2), experiment="toy")
+    second = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in second] == [r["step"] for r in first] == [64, 128]
+    (kept,) = (tmp_path / "run" / "previous").iterdir()
+    assert read_metrics(kept / "metrics.jsonl") == first
+    assert "moved them to" in capsys.readouterr().err

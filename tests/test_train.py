@@ -23,9 +23,9 @@ def toy_program(*overrides, env=None, devices=None, ab=None):
     return make_train(cfg, env=env or CountdownEnv(num_agents=2), devices=devices, ab=ab)
 
 
-@pytest.mark.parametrize("strategy", ["optimistic", "every_step"])
+@pytest.mark.parametrize("strategy", ["optimistic", "every_step", "pooled"])
 def test_outcomes_are_credited_to_the_task_they_were_played_under(strategy):
-    prog = toy_program(f"env.reset_strategy={strategy}", "env.reset_pool=2")
+    prog = toy_program(f"env.reset_strategy={strategy}", "env.reset_pool=2", "env.reset_refresh=1")
     state = prog.init()
     state, m = prog.train_chunk(state)
     m = jax.device_get(m)
@@ -43,6 +43,10 @@ def test_outcomes_are_credited_to_the_task_they_were_played_under(strategy):
     # The first update (4 steps) finishes only short episodes (length 3); none are placeholders.
     assert steps[0] == 3.0
     assert np.all(m["overview/episodes"][0] >= 0)
+    if strategy == "pooled":  # per device: 1 of 2 entries regenerated per step, 6 × 4 steps
+        entries, write, take = state.rollout.pool
+        np.testing.assert_array_equal(write, np.full((1, 4), 24 % 2))
+        assert entries[3].shape == (1, 8)  # task ids of 2 entries on each of 4 devices
 
 
 def test_no_finished_episode_means_no_value_not_zero():

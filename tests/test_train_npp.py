@@ -16,10 +16,17 @@ SMALL = ["ppo.num_envs=4", "ppo.num_steps=8", "ppo.num_minibatches=2", "ppo.upda
 
 def test_npp_curriculum_recipe_trains_a_few_updates(tmp_path):
     cfg = C.apply_overrides(C.get_recipe("npp_curriculum"),
-                            SMALL + ["run.total_timesteps=128", f"run.dir={tmp_path}"])
+                            SMALL + ["run.total_timesteps=128", f"run.dir={tmp_path}",
+                                     "eval.every_updates=4", "eval.episodes=2", "eval.max_steps=6"])
     result = train(cfg, experiment="npp", recipe="npp_curriculum")
     assert result.updates == 4
     rows = read_metrics(tmp_path / "metrics.jsonl")
+    # Held-out evaluation of every stage, logged once (update 4 is both the due and last one).
+    evaluated = [r for r in rows if "eval/success_rate/simplest" in r]
+    assert [r["update"] for r in evaluated] == [4]
+    for stage in ("simplest", "simple", "mine_heavy"):
+        assert 0.0 <= evaluated[0][f"eval/success_rate/{stage}"] <= 1.0
+        assert evaluated[0][f"eval/episode_length/{stage}"] <= 6
     assert all(np.isfinite(r["loss/policy_loss"]) for r in rows)
     assert rows[-1]["curriculum/stage"] == 0  # no wins yet: still on the first stage
     assert "curriculum/success_rate/simplest" in rows[-1]

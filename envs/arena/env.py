@@ -86,6 +86,10 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
         """The recipe arena_basic_easy_shaped: easy altar, shaped rewards, combat on."""
         return make_params(max_steps=self.max_steps)
 
+    @property
+    def max_episode_steps(self) -> int:
+        return self.max_steps
+
     def observation_space(self, params: EnvParams) -> Box:
         if self.obs_kind == "dense":
             return Box(0, 255, (K.NUM_FEATURES, K.OBS_SIZE, K.OBS_SIZE), jnp.uint8)

@@ -5,6 +5,7 @@ Public API::
     level = load_map(map_bytes)                  # fixed-shape arrays; one-line ValueError if malformed
     state = init_state(level, jnp.float32)       # float64 needs jax_enable_x64 (conformance dtype)
     state = tick(state, level, hor, jump)        # one 60 fps frame; hor in {-1,0,1}, jump in {0,1}
+    state, stats = tick_stats(state, level, hor, jump, TickOptions(...))   # + depenetration counts
     hor, jump = action_to_inputs(action)         # Discrete(6): noop, left, right, jump, jump+left, jump+right
     state.ninja.x / .y / .vx / .vy / .state / .airborn, state.switch_hit, state.won, state.dead
 
@@ -22,8 +23,8 @@ types), ``state`` (dataclasses), ``sim`` (``init_state``, ``tick``), ``golden`` 
 """
 
 from envs.npp.level import ALL_ENTITY_TYPES, Level, load_map
-from envs.npp.sim import action_to_inputs, init_state, tick
+from envs.npp.sim import TickOptions, action_to_inputs, init_state, tick, tick_stats
 from envs.npp.state import Entities, Ninja, SimState
 
-__all__ = ["ALL_ENTITY_TYPES", "Level", "load_map", "init_state", "tick", "action_to_inputs",
-           "SimState", "Ninja", "Entities"]
+__all__ = ["ALL_ENTITY_TYPES", "Entities", "Level", "Ninja", "SimState", "TickOptions", "action_to_inputs",
+           "init_state", "load_map", "tick", "tick_stats"]

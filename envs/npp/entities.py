@@ -1,7 +1,7 @@
 """Entities (spec §6.4): move/think phases, physical and logical collisions with the ninja.
 
-Order is part of the physics, so the phases walk entity rows in nclone's order with
-``lax.while_loop`` over a row list computed by a stable sort:
+Order is part of the physics, so the phases walk entity rows in nclone's order with a
+``lax.while_loop`` that picks the next row by a few reductions over the table (no sort):
 
 * move / think: table (= update) order, restricted to the rows of the phase's types;
 * physical / logical collisions: the 3 x 3 cells around the ninja (x outer, y inner, by each
@@ -9,10 +9,15 @@ Order is part of the physics, so the phases walk entity rows in nclone's order w
 
 Toggle mines, the most numerous type, think with one vectorised op (their think touches only
 themselves). Each per-row function takes and returns the carry ``(ninja, ents, stamp_counter,
-...)`` and acts on row ``i``; ``lax.switch`` dispatches on a per-row behaviour id.
+...)`` and acts on row ``i``; ``lax.switch`` dispatches on a per-row behaviour id (logical
+collisions on a two-row window of the table, so the dispatch copies two rows, not the table).
+Levels whose traced types are only mines, gold, exit doors and switches (generated levels) run
+the logical collisions as one vectorised pass instead of the loop.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +25,7 @@ import numpy as np
 from jax import lax
 
 from envs.npp import constants as C
-from envs.npp.geometry import sqrt, gather_segments, ray_times, single_closest_point
+from envs.npp.geometry import gather_segments, ray_times, single_closest_point, sqrt
 from envs.npp.ninja import add_contact, is_valid_target, kill, win
 from envs.npp.state import Entities, Ninja
 
@@ -123,21 +128,49 @@ def is_empty_column(tab, x, y1, y2, d):
 # ----------------------------------------------------------------------------- row iteration
 
 
-def rows_in_order(mask, keys):
-    """Row indices with ``mask`` sorted by ``keys`` (lexicographic, last key primary), count."""
-    order = jnp.lexsort(tuple(keys) + (~mask,))
-    return order.astype(jnp.int32), jnp.sum(mask).astype(jnp.int32)
+class RowOrder(NamedTuple):
+    """The rows of ``mask`` in gather order, visited by :func:`for_rows` without sorting: by cell
+    rank ``rc`` (x outer, y inner), then insertion ``stamp``, then row index; or, when ``rc``
+    is None, by row index (table order). The keys are the values when the order was taken."""
+
+    mask: jax.Array
+    rc: jax.Array | None = None
+    stamp: jax.Array | None = None
 
 
-def for_rows(order, count, fn, carry):
+def rows_in_order(mask):
+    """The rows of ``mask`` in table order, and their count."""
+    return RowOrder(mask), jnp.sum(mask).astype(jnp.int32)
+
+
+def _lex_first(mask, rc, stamp):
+    """Index of the first row of ``mask`` in gather order (cell rank, then stamp, then row)."""
+    big = jnp.iinfo(jnp.int32).max
+    rc_min = jnp.min(jnp.where(mask, rc, big))
+    m = mask & (rc == rc_min)
+    st_min = jnp.min(jnp.where(m, stamp, big))
+    return jnp.argmax(m & (stamp == st_min)).astype(jnp.int32)
+
+
+def _next_row(order: RowOrder, left):
+    if order.rc is None:
+        return jnp.argmax(left).astype(jnp.int32)
+    return _lex_first(left, order.rc, order.stamp)
+
+
+def for_rows(order: RowOrder, count, fn, carry):
+    """``carry = fn(carry, i)`` for the first ``count`` rows of ``order``; each step picks the
+    next row with a few reductions over the table (a handful of rows per call: cheaper than
+    sorting the whole table)."""
     def cond(c):
         return c[0] < count
 
     def body(c):
-        k, inner = c
-        return k + 1, fn(inner, order[k])
+        k, left, inner = c
+        i = _next_row(order, left)
+        return k + 1, left.at[i].set(False), fn(inner, i)
 
-    return lax.while_loop(cond, body, (jnp.int32(0), carry))[1]
+    return lax.while_loop(cond, body, (jnp.int32(0), order.mask, carry))[2]
 
 
 def neighbourhood_rows(level, e: Entities, x, y, type_mask):
@@ -145,7 +178,8 @@ def neighbourhood_rows(level, e: Entities, x, y, type_mask):
     c = cell_of(x, y)
     near = (jnp.abs(e.cell[:, 0] - c[0]) <= 1) & (jnp.abs(e.cell[:, 1] - c[1]) <= 1)
     mask = near & e.in_grid & e.active & type_mask & (level.ent_type > 0)
-    return rows_in_order(mask, (e.stamp, e.cell[:, 1], e.cell[:, 0]))
+    rc = (e.cell[:, 0] - c[0] + 1) * 3 + (e.cell[:, 1] - c[1] + 1)     # cell rank: x outer, y inner
+    return RowOrder(mask, rc, e.stamp), jnp.sum(mask).astype(jnp.int32)
 
 
 def type_in(level, types):
@@ -313,7 +347,7 @@ def move_phase(level, n, e, counter):
     types = (C.T_DRONE_ZAP, C.T_BOUNCE_BLOCK, C.T_THWUMP, C.T_BOOST_PAD, C.T_DRONE_MINI)
     if not set(types) & set(level.entity_types):
         return n, e, counter
-    order, count = rows_in_order(type_in(level, types) & e.active, ())
+    order, count = rows_in_order(type_in(level, types) & e.active)
     tab = edge_tables(level, e)   # doors do not change during the move phase
     drone = lambda c, i: _move_drone(level, tab, c, i)
     table = {C.T_DRONE_ZAP: drone, C.T_BOUNCE_BLOCK: lambda c, i: _move_bounce_block(level, c, i),
@@ -467,7 +501,7 @@ def _think_death_ball(level, carry, i):
     idx = level.ent_ball_index[i]
     push_on = idx + 1 < level.death_ball_count
     later = (level.ent_type == C.T_DEATH_BALL) & (level.ent_ball_index > idx) & e.active & push_on
-    order, count = rows_in_order(later, ())           # later balls in load order
+    order, count = rows_in_order(later)           # later balls in load order
 
     def push(c, j):
         e2, bvx, bvy = c
@@ -539,13 +573,13 @@ def think_phase(level, n, e, counter):
         e = _think_mines(level, n, e)
     # Regular doors think first (type 5 < 20, 25, 28); the others then read the updated edges.
     if C.T_DOOR_REGULAR in types:
-        order, count = rows_in_order((level.ent_type == C.T_DOOR_REGULAR) & e.active, ())
+        order, count = rows_in_order((level.ent_type == C.T_DOOR_REGULAR) & e.active)
         n, e, counter = for_rows(order, count, lambda c, i: _think_regular_door(level, c, i), (n, e, counter))
     later = (C.T_THWUMP, C.T_DEATH_BALL, C.T_SHOVE_THWUMP)
     if not set(later) & set(types):
         return n, e, counter
     tab = edge_tables(level, e)
-    order, count = rows_in_order(type_in(level, later) & e.active, ())
+    order, count = rows_in_order(type_in(level, later) & e.active)
     table = {C.T_THWUMP: lambda c, i: _think_thwump(level, tab, c, i),
              C.T_DEATH_BALL: lambda c, i: _think_death_ball(level, c, i),
              C.T_SHOVE_THWUMP: lambda c, i: _think_shwump(level, tab, c, i)}
@@ -795,21 +829,112 @@ def logical_kind_table():
     return jnp.asarray(t, jnp.int32)
 
 
-def logical_collisions(level, n, e, counter, switch_hit):
+# Kinds whose logical collisions the vectorised pass below reproduces exactly (no loop, no sort).
+_VECTOR_KINDS = frozenset({1, 2, 3, 4})   # mines (1, 21), gold, exit door, exit switch
+
+
+def _lex_after(rc, stamp, f):
+    """Rows that come after row ``f`` in gather order (bool[E])."""
+    rows = jnp.arange(rc.shape[0], dtype=jnp.int32)
+    rf, sf = rc[f], stamp[f]
+    return (rc > rf) | ((rc == rf) & ((stamp > sf) | ((stamp == sf) & (rows > f))))
+
+
+def _logical_vectorised(level, n, e, counter, switch_hit, kinds):
+    """The ordered pass of ``logical_collisions`` for mines, gold, exit doors and exit switches
+    as array ops over the table (same results as the row loop).
+
+    None of these moves the ninja, so every overlap test uses the entry position; order matters
+    only through the ninja's state and the switches' insertion stamps:
+    * the first kill (mine) or win (exit) in gather order sets the state (7 / 8) and, from a
+      jump, the fall gravity; after a win no later mine or gold row fires (not a valid target /
+      celebrating); after a kill every row behaves as before (state 7 is a valid target);
+    * each hit switch re-registers its exit door (row i - 1, never in this pass's list: exit
+      doors enter the grid only through their switch) with the next stamp, in gather order.
+    """
+    (mask, rc, stamp), _ = neighbourhood_rows(level, e, n.x, n.y, kinds > 0)
+    px, py = e.pos[:, 0], e.pos[:, 1]
+    ov = lambda r: overlap(px, py, r, n.x, n.y, C.NINJA_RADIUS)
+    s0 = n.state
+    mine_c = mask & (kinds == 1) & (e.state == 0) & ov(C.MINE_RADII[0])
+    exit_c = mask & (kinds == 3) & ov(C.EXIT_RADIUS)
+    ev = (mine_c | exit_c) & (s0 < 6)
+    any_ev = jnp.any(ev)
+    f = _lex_first(ev, rc, stamp)
+    won = any_ev & exit_c[f]
+    blocked = won & _lex_after(rc, stamp, f)                             # rows after the win
+    mine_hit = mine_c & is_valid_target(n) & ~blocked
+    gold_hit = mask & (kinds == 2) & (s0 != 8) & ~blocked & ov(C.GOLD_RADIUS)
+    sw_hit = mask & (kinds == 4) & ov(C.SWITCH_RADIUS)
+    n = n.replace(gravity=jnp.where(any_ev & (s0 == 3), C.GRAVITY_FALL, n.gravity),
+                  state=jnp.where(any_ev, jnp.where(won, C.ST_CELEBRATING, C.ST_AWAITING_DEATH), s0),
+                  gold_collected=n.gold_collected + jnp.sum(gold_hit).astype(n.gold_collected.dtype))
+    e = e.replace(state=jnp.where(mine_hit, 1, e.state), active=e.active & ~gold_hit & ~sw_hit)
+
+    if 4 in {LOGICAL_KIND[t] for t in level.entity_types if t in LOGICAL_KIND}:
+        # hit switches in gather order: each stamps its door with the next counter value
+        def cond(c_):
+            return jnp.any(c_[0])
+
+        def body(c_):
+            left, e, counter = c_
+            i = _lex_first(left, rc, stamp)
+            door = i - 1
+            e = e.replace(in_grid=e.in_grid.at[door].set(True), stamp=e.stamp.at[door].set(counter),
+                          state=e.state.at[door].set(1))
+            return left.at[i].set(False), e, counter + 1
+
+        _, e, counter = lax.while_loop(cond, body, (sw_hit, e, counter))
+        switch_hit = switch_hit | jnp.any(sw_hit)
+    return n, e, counter, jnp.zeros_like(n.x), switch_hit
+
+
+def logical_collisions(level, n, e, counter, switch_hit, vectorised: bool = True):
+    """The ninja's logical collisions with the entities of the 3 x 3 cells around it, in
+    gather order. ``vectorised`` (static): levels whose traced types all have vectorised
+    kinds (mines, gold, exit, switch: generated levels) skip the sort and the row loop."""
     kinds = logical_kind_table()[level.ent_type]
+    present_kinds = {LOGICAL_KIND[t] for t in level.entity_types if t in LOGICAL_KIND}
+    if vectorised and present_kinds and present_kinds <= _VECTOR_KINDS:
+        return _logical_vectorised(level, n, e, counter, switch_hit, kinds)
     order, count = neighbourhood_rows(level, e, n.x, n.y, kinds > 0)
     present = sorted({LOGICAL_KIND[t] for t in level.entity_types if t in LOGICAL_KIND})
     wall = jnp.zeros_like(n.x)
     if not present:
         return n, e, counter, wall, switch_hit
-    branches = [lambda c, i, f=_LOGICAL_FNS[k]: f(level, c, i) for k in present]
+    branches = [lambda lv, c, i, f=_LOGICAL_FNS[k]: f(lv, c, i) for k in present]
     remap = jnp.zeros(len(_LOGICAL_FNS), jnp.int32).at[jnp.asarray(present)].set(
         jnp.arange(len(present), dtype=jnp.int32))
     if len(branches) == 1:
-        fn = branches[0]
-    else:
+        fn = lambda c, i: branches[0](level, c, i)
+    elif level.max_entities < 2:
         def fn(c, i):
-            return lax.switch(remap[kinds[i]], branches, c, i)
+            return lax.switch(remap[kinds[i]], branches, level, c, i)
+    else:
+        # Each branch sees only rows (i - 1, i) (a switch also writes its door, row i - 1), so
+        # the per-row dispatch selects and copies two rows instead of whole tables.
+        def fn(c, i):
+            n, e, counter, wall, sw = c
+            start, lv, ew = _row_window(level, e, i)
+            n, ew, counter, wall, sw = lax.switch(remap[kinds[i]], branches, lv, (n, ew, counter, wall, sw),
+                                                  i - start)
+            return n, _write_window(e, start, ew), counter, wall, sw
 
     n, e, counter, wall, switch_hit = for_rows(order, count, fn, (n, e, counter, wall, switch_hit))
     return n, e, counter, wall, switch_hit
+
+
+_LEVEL_ROW_FIELDS = ("ent_type", "ent_pos", "ent_orient", "ent_mode", "ent_in_grid", "ent_stamp",
+                     "ent_ball_index", "door_seg", "door_cell", "door_vertical")
+
+
+def _row_window(level, e: Entities, i, width: int = 2):
+    """Rows ``start .. start + width - 1`` (ending at row i where possible) of the level's
+    entity fields and of the entity table: (start, level view, entity view)."""
+    start = jnp.clip(i - (width - 1), 0, level.max_entities - width)
+    sl = lambda a: lax.dynamic_slice_in_dim(a, start, width, 0)
+    return start, level.replace(**{f: sl(getattr(level, f)) for f in _LEVEL_ROW_FIELDS}), jax.tree.map(sl, e)
+
+
+def _write_window(e: Entities, start, ew: Entities) -> Entities:
+    return jax.tree.map(lambda a, w: lax.dynamic_update_slice_in_dim(a, w, start, 0), e, ew)

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import jax
@@ -113,6 +114,10 @@ class NppEnv(MultiAgentEnv):
     def default_params(self) -> NppParams:
         return self._default_params
 
+    @property
+    def max_episode_steps(self) -> int:
+        return -(-self.max_frames // self.frame_skip)
+
     def named_tasks(self) -> dict:
         """``{stage: params}`` for the staged curriculum (spec §10.1 order), generator mode."""
         base = self.default_params
@@ -125,6 +130,14 @@ class NppEnv(MultiAgentEnv):
         levels = G.heldout_set(stage, n, self.max_entities, self.entity_types, self.max_doors, seed)
         base = self.default_params
         return jax.vmap(lambda lv: base.replace(level=lv, use_generator=jnp.asarray(False)))(levels)
+
+    def eval_sets(self, episodes: int, seed: int | None = None) -> tuple["NppEnv", dict]:
+        """Held-out evaluation: ``{stage: episodes fixed levels}`` for every stage of
+        ``named_tasks()`` (the spec's per-stage test seeds; ``seed`` is unused because the
+        held-out sets are fixed), played by a copy of this env that reads ``params.level``."""
+        fixed = copy.copy(self)
+        fixed.level_source = "fixed"
+        return fixed, {stage: self.heldout_params(stage, episodes) for stage in self.named_tasks()}
 
     def level_params(self, levels: Level) -> NppParams:
         """Stacked fixed levels (e.g. ``levels.load_levels`` of human maps) -> stacked params."""

@@ -29,6 +29,20 @@ class Segs(NamedTuple):
     geom: jax.Array      # float[K, 4]: x1 y1 x2 y2 | cx cy hor ver
     convex: jax.Array    # bool[K]
     oriented: jax.Array  # bool[K]  (doors are un-oriented: never back-facing)
+    stride: int = 1      # static: rows per cell; only each cell's first row (its tile slot 0) can be an arc
+
+
+def _arc_rows(x, stride):
+    """The rows that may hold an arc (every ``stride``-th, from 0)."""
+    return x if stride == 1 else x.reshape((-1, stride) + x.shape[1:])[:, 0]
+
+
+def _merge_arc_rows(full, part, stride):
+    """``full`` with its arc-capable rows replaced by ``part``."""
+    if stride == 1:
+        return part
+    f = full.reshape((-1, stride) + full.shape[1:])
+    return f.at[:, 0].set(part).reshape(full.shape)
 
 
 def cell_index(v, hi):
@@ -63,7 +77,7 @@ def gather_segments(level, door_closed, x1, y1, x2, y2, width: int, dtype) -> Se
         # static: a level without door types has only tile segments
         flat = lambda a: a.reshape((-1,) + a.shape[3:])
         return Segs(valid=flat(t_valid), arc=flat(t_arc), geom=flat(t_geom), convex=flat(t_convex),
-                    oriented=flat(jnp.ones_like(t_valid)))
+                    oriented=flat(jnp.ones_like(t_valid)), stride=C.SEG_SLOTS)
 
     # Doors: the D door slots (load order) appended to every cell, masked to their own cell.
     ds = level.door_slots
@@ -80,11 +94,27 @@ def gather_segments(level, door_closed, x1, y1, x2, y2, width: int, dtype) -> Se
     return Segs(
         valid=cat(t_valid, d_valid), arc=cat(t_arc, false), geom=cat(t_geom, d_geom),
         convex=cat(t_convex, false),
-        oriented=cat(jnp.ones_like(t_valid), false),
+        oriented=cat(jnp.ones_like(t_valid), false), stride=C.SEG_SLOTS + D,
     )
 
 
 # ----------------------------------------------------------------------------- closest point
+
+
+def _arc_closest(g, convex, px, py):
+    cx, cy, hor, ver = g[:, 0], g[:, 1], g[:, 2], g[:, 3]
+    dx, dy = px - cx, py - cy
+    in_quad = (dx * hor > 0) & (dy * ver > 0)
+    dist = sqrt(dx * dx + dy * dy)
+    dist_safe = jnp.where(dist == 0, 1, dist)
+    ca = cx + dx * C.ARC_RADIUS / dist_safe
+    cb = cy + dy * C.ARC_RADIUS / dist_safe
+    cback = jnp.where(convex, dist < C.ARC_RADIUS, dist > C.ARC_RADIUS)
+    pick_hor = dx * hor > dy * ver
+    ea = jnp.where(pick_hor, cx + hor * C.ARC_RADIUS, cx)
+    eb = jnp.where(pick_hor, cy, cy + ver * C.ARC_RADIUS)
+    use_circle = in_quad & (dist != 0)
+    return use_circle & cback, jnp.where(use_circle, ca, ea), jnp.where(use_circle, cb, eb)
 
 
 def closest_points(segs: Segs, px, py):
@@ -100,24 +130,14 @@ def closest_points(segs: Segs, px, py):
     la = x1 + u * sx
     lb = y1 + u * sy
     lback = ((py - y1) * sx - (px - x1) * sy < 0) & segs.oriented
-    # arc: centre (x1, y1), quadrant (x2, y2)
-    cx, cy, hor, ver = x1, y1, x2, y2
-    dx, dy = px - cx, py - cy
-    in_quad = (dx * hor > 0) & (dy * ver > 0)
-    dist = sqrt(dx * dx + dy * dy)
-    dist_safe = jnp.where(dist == 0, 1, dist)
-    ca = cx + dx * C.ARC_RADIUS / dist_safe
-    cb = cy + dy * C.ARC_RADIUS / dist_safe
-    cback = jnp.where(segs.convex, dist < C.ARC_RADIUS, dist > C.ARC_RADIUS)
-    pick_hor = dx * hor > dy * ver
-    ea = jnp.where(pick_hor, cx + hor * C.ARC_RADIUS, cx)
-    eb = jnp.where(pick_hor, cy, cy + ver * C.ARC_RADIUS)
-    use_circle = in_quad & (dist != 0)
-    aa = jnp.where(use_circle, ca, ea)
-    ab = jnp.where(use_circle, cb, eb)
-    aback = use_circle & cback
-    arc = segs.arc
-    return jnp.where(arc, aback, lback), jnp.where(arc, aa, la), jnp.where(arc, ab, lb)
+    # arc (centre (x1, y1), quadrant (x2, y2)): only on the rows that can hold one
+    k = segs.stride
+    arc = _arc_rows(segs.arc, k)
+    aback, aa, ab = _arc_closest(_arc_rows(g, k), _arc_rows(segs.convex, k), px, py)
+    back = _merge_arc_rows(lback, jnp.where(arc, aback, _arc_rows(lback, k)), k)
+    a = _merge_arc_rows(la, jnp.where(arc, aa, _arc_rows(la, k)), k)
+    b = _merge_arc_rows(lb, jnp.where(arc, ab, _arc_rows(lb, k)), k)
+    return back, a, b
 
 
 def single_closest_point(segs: Segs, px, py):
@@ -193,8 +213,10 @@ def ray_times(segs: Segs, px, py, dx, dy, r):
     t1 = _toi_circle_vs_point(px, py, dx, dy, e1x, e1y, r)
     t2 = _toi_circle_vs_point(px, py, dx, dy, e2x, e2y, r)
     tl = _toi_circle_vs_lineseg(px, py, dx, dy, x1, y1, x2, y2, r)
-    ta = _toi_circle_vs_arc(px, py, dx, dy, x1, y1, hor, ver, C.ARC_RADIUS, r)
-    t3 = jnp.where(segs.arc, ta, tl)
+    k = segs.stride   # arcs only on each cell's first row
+    ga = _arc_rows(g, k)
+    ta = _toi_circle_vs_arc(px, py, dx, dy, ga[:, 0], ga[:, 1], ga[:, 2], ga[:, 3], C.ARC_RADIUS, r)
+    t3 = _merge_arc_rows(tl, jnp.where(_arc_rows(segs.arc, k), ta, _arc_rows(tl, k)), k)
     t = jnp.minimum(jnp.minimum(t1, t2), t3)
     return jnp.where(segs.valid, t, 1)
 

@@ -12,7 +12,13 @@ import jax.numpy as jnp
 from jax import lax
 
 from envs.npp import constants as C
-from envs.npp.geometry import sqrt, closest_points, gather_segments, single_closest_point, sweep_circle_vs_tiles
+from envs.npp.geometry import (
+    closest_points,
+    gather_segments,
+    single_closest_point,
+    sqrt,
+    sweep_circle_vs_tiles,
+)
 from envs.npp.state import Ninja
 
 
@@ -73,54 +79,93 @@ def add_contact(n: Ninja, cond, nx, ny, dy_test) -> Ninja:
 # ----------------------------------------------------------------------------- tiles
 
 
-def collide_vs_tiles(n: Ninja, level, door_closed, dtype) -> Ninja:
-    """Sweep from integrate's old position, then up to 32 depenetration steps (spec §3.8)."""
-    dx = n.x - n.x_old
-    dy = n.y - n.y_old
-    t = sweep_circle_vs_tiles(level, door_closed, n.x_old, n.y_old, dx, dy, C.NINJA_RADIUS * 0.5, dtype)
-    n = n.replace(x=n.x_old + t * dx, y=n.y_old + t * dy)
+def _depen_step(n: Ninja, segs):
+    """One depenetration step (spec §3.8 step 3): (stop, the moved ninja)."""
+    result, a, b = single_closest_point(segs, n.x, n.y)
+    ddx = n.x - a
+    ddy = n.y - b
+    # |dx| <= 1e-7 snaps to 0, and nclone's hard-coded band-aid nudges three exact x positions
+    # (spec §5 #8 suggests ignoring it, but the 076db764 golden runs do hit x = 49.23232124849253).
+    snap = jnp.abs(ddx) <= 0.0000001
+    if n.x.dtype == jnp.float64:      # the positions are float64 values; meaningless in float32
+        nudge = jnp.where((n.x == 50.51197510492316) | (n.x == 49.23232124849253), -2.0 ** -47,
+                          jnp.where(n.x == 49.153536108584795, 2.0 ** -47, 0.0))
+    else:
+        nudge = 0.0
+    ddx = jnp.where(snap, jnp.asarray(nudge, ddx.dtype), ddx)
+    dist = sqrt(ddx ** 2 + ddy ** 2)
+    depen_len = C.NINJA_RADIUS - dist * result
+    stop = (result == 0) | (dist == 0) | (depen_len < 0.0000001)
+    dist_s = jnp.where(dist == 0, 1, dist)
+    inv = 1 / dist_s                   # 076db764: one reciprocal, then multiplies (spec §3.8)
+    nx, ny = ddx * inv, ddy * inv
+    depen_x, depen_y = nx * depen_len, ny * depen_len
+    k = (n.vx * ddy - n.vy * ddx) * (inv * inv)
+    dot = n.vx * ddx + n.vy * ddy
+    proj = dot < 0
+    m = n.replace(
+        x=n.x + depen_x, y=n.y + depen_y,
+        x_crush=n.x_crush + depen_x, y_crush=n.y_crush + depen_y, crush_len=n.crush_len + depen_len,
+        vx=jnp.where(proj, k * ddy, n.vx), vy=jnp.where(proj, k * (-ddx), n.vy),
+    )
+    m = add_contact(m, jnp.array(True), nx, ny, ddy)
+    return stop, m
+
+
+def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "while", unroll: int = 0):
+    """Up to ``cap`` depenetration steps against the fixed candidate set ``segs``.
+
+    Returns (ninja, evaluations), evaluations = closest-point searches run (1..cap). Every
+    schedule below gives identical results (a stopped env keeps its ninja):
+
+    * ``unroll`` masked steps traced inline first (no loop), then the rest of the cap as
+    * ``loop="while"``: a ``lax.while_loop`` that exits once the env stopped (under ``vmap``:
+      once every env in the batch stopped; on GPUs each iteration reads the predicate back), or
+    * ``loop="fixed"``: a ``lax.fori_loop`` of exactly the remaining count with a done mask
+      (known trip count: no predicate read-back, but every step is paid).
+    """
+    def masked(carry):
+        i, done, n = carry
+        stop, m = _depen_step(n, segs)
+        return i + (~done).astype(jnp.int32), done | stop, select(done | stop, n, m)
+
+    carry = (jnp.int32(0), jnp.array(False), n)
+    first = min(int(unroll), int(cap))
+    for _ in range(first):
+        carry = masked(carry)
+    rest = int(cap) - first
+    if rest > 0:
+        if loop == "while":
+            def cond(c):
+                return (c[0] < cap) & ~c[1]
+
+            def body(c):
+                i, _, n = c
+                stop, m = _depen_step(n, segs)
+                return i + 1, stop, select(stop, n, m)
+
+            carry = lax.while_loop(cond, body, carry)
+        elif loop == "fixed":
+            carry = lax.fori_loop(0, rest, lambda _, c: masked(c), carry)
+        else:
+            raise ValueError(f"depenetration loop must be 'while' or 'fixed', got {loop!r}")
+    i, _, n = carry
+    return n, i
+
+
+def collide_vs_tiles(n: Ninja, level, door_closed, dtype, cap: int = C.DEPEN_ITERATIONS, loop: str = "while",
+                     unroll: int = 0, sweep: bool = True):
+    """Sweep from integrate's old position, then up to ``cap`` (reference: 32) depenetration steps
+    (spec §3.8). Returns (ninja, closest-point searches run). ``sweep=False`` (profiling only,
+    not the reference) skips the anti-tunnelling sweep."""
+    if sweep:
+        dx = n.x - n.x_old
+        dy = n.y - n.y_old
+        t = sweep_circle_vs_tiles(level, door_closed, n.x_old, n.y_old, dx, dy, C.NINJA_RADIUS * 0.5, dtype)
+        n = n.replace(x=n.x_old + t * dx, y=n.y_old + t * dy)
     r = C.NINJA_RADIUS
     segs = gather_segments(level, door_closed, n.x - r, n.y - r, n.x + r, n.y + r, 2, dtype)
-
-    def cond(carry):
-        i, done, _ = carry
-        return (i < C.DEPEN_ITERATIONS) & ~done
-
-    def body(carry):
-        i, done, n = carry
-        result, a, b = single_closest_point(segs, n.x, n.y)
-        ddx = n.x - a
-        ddy = n.y - b
-        # |dx| <= 1e-7 snaps to 0, and nclone's hard-coded band-aid nudges three exact x positions
-        # (spec §5 #8 suggests ignoring it, but the 076db764 golden runs do hit x = 49.23232124849253).
-        snap = jnp.abs(ddx) <= 0.0000001
-        if n.x.dtype == jnp.float64:      # the positions are float64 values; meaningless in float32
-            nudge = jnp.where((n.x == 50.51197510492316) | (n.x == 49.23232124849253), -2.0 ** -47,
-                              jnp.where(n.x == 49.153536108584795, 2.0 ** -47, 0.0))
-        else:
-            nudge = 0.0
-        ddx = jnp.where(snap, jnp.asarray(nudge, ddx.dtype), ddx)
-        dist = sqrt(ddx ** 2 + ddy ** 2)
-        depen_len = C.NINJA_RADIUS - dist * result
-        stop = (result == 0) | (dist == 0) | (depen_len < 0.0000001)
-        dist_s = jnp.where(dist == 0, 1, dist)
-        inv = 1 / dist_s                   # 076db764: one reciprocal, then multiplies (spec §3.8)
-        nx, ny = ddx * inv, ddy * inv
-        depen_x, depen_y = nx * depen_len, ny * depen_len
-        k = (n.vx * ddy - n.vy * ddx) * (inv * inv)
-        dot = n.vx * ddx + n.vy * ddy
-        proj = dot < 0
-        m = n.replace(
-            x=n.x + depen_x, y=n.y + depen_y,
-            x_crush=n.x_crush + depen_x, y_crush=n.y_crush + depen_y, crush_len=n.crush_len + depen_len,
-            vx=jnp.where(proj, k * ddy, n.vx), vy=jnp.where(proj, k * (-ddx), n.vy),
-        )
-        m = add_contact(m, jnp.array(True), nx, ny, ddy)
-        n = select(stop, n, m)
-        return i + 1, stop, n
-
-    _, _, n = lax.while_loop(cond, body, (jnp.int32(0), jnp.array(False), n))
-    return n
+    return depenetrate(n, segs, cap, loop, unroll)
 
 
 def tile_wall_normal(n: Ninja, level, door_closed, dtype, acc):

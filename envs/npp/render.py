@@ -11,9 +11,14 @@
   average; 84 x 84 crop around the ninja clipped to the level and zero-padded evenly). Pixel
   values are this project's own (upstream's cairo renderer is not reproduced).
 * ``save_gif(frames, path, fps)`` writes a list/array of RGB frames (host side, needs Pillow).
+* ``render_episode(env, params, key, steps, policy)`` plays one episode (a policy or uniform
+  random actions) and returns its frames and how it ended; ``render_episode_gif(cfg, path)``
+  does so on a level of the config's stage and writes the GIF (``--render-episode``).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -125,12 +130,15 @@ def player_frame(state, level=None):
     return jnp.round(img).astype(jnp.uint8).T[..., None]
 
 
-def save_gif(frames, path, fps: int = 15):
+def save_gif(frames, path, fps: int = 15, hold_last: float = 0.0):
+    """Write RGB ``frames`` as a looping GIF; the last frame stays ``hold_last`` extra seconds."""
     from PIL import Image
 
     frames = [np.asarray(f) for f in frames]
     ims = [Image.fromarray(f) for f in frames]
-    ims[0].save(path, save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0)
+    duration = [int(1000 / fps)] * len(ims)
+    duration[-1] += int(1000 * hold_last)
+    ims[0].save(path, save_all=True, append_images=ims[1:], duration=duration, loop=0)
 
 
 def rollout_frames(env, params, actions, key=None, downsample: int = 4):
@@ -154,3 +162,127 @@ def rollout_frames(env, params, actions, key=None, downsample: int = 4):
     first, frames, done = jax.device_get(run(params, jnp.asarray(actions, jnp.int32)))
     n = int(np.argmax(done)) if done.any() else len(done)
     return [first] + list(frames[:n])
+
+
+# ---------------------------------------------------------------------- episodes -> GIFs
+class EpisodeRender(NamedTuple):
+    frames: np.ndarray  # uint8[n + 1, H, W, 3]: the reset state, then one frame per agent step
+    outcome: str  # "won", "died", "timed out" (frame limit) or "running" (``steps`` reached)
+    steps: int  # agent steps played (n)
+    max_frames: int
+
+    @property
+    def summary(self) -> str:
+        if self.outcome == "running":
+            return f"still running after {self.steps} steps"
+        limit = f" (frame limit {self.max_frames})" if self.outcome == "timed out" else ""
+        return f"{self.outcome} at step {self.steps}{limit}"
+
+
+def render_episode(env, params, key, steps: int, policy=None, policy_carry=None,
+                   downsample: int = 2) -> EpisodeRender:
+    """Play one episode of ``env`` (an ``NppEnv``) under ``params`` for at most ``steps`` agent
+    steps and render every step (one frame per agent step, i.e. per ``frame_skip`` frames).
+
+    ``policy(key, obs) -> int32[1]`` picks the actions; default: uniform random. A recurrent
+    policy passes its initial ``policy_carry`` and is called as
+    ``policy(key, obs, carry) -> (int32[1], carry)`` (``jaxrl_arena.policy_io``). One jitted
+    scan; the steps after the episode ends are neither simulated nor rendered.
+    """
+    n_actions = env.action_space(params).n
+    if policy is None:
+
+        def policy(k, obs):
+            return jax.random.randint(k, (env.num_agents,), 0, n_actions, dtype=jnp.int32)
+
+    ds = int(downsample)
+    blank = jnp.zeros((LEVEL_H // ds, LEVEL_W // ds, 3), jnp.uint8)
+
+    def run(key, obs, state, params, carry):
+        def body(c, k):
+            obs, state, pc, done = c
+
+            def live(_):
+                k_act, k_step = jax.random.split(k)
+                if policy_carry is None:
+                    a, pc2 = policy(k_act, obs), pc
+                else:
+                    a, pc2 = policy(k_act, obs, pc)
+                obs2, s2, _, te, tr, _ = env.step_env(k_step, state, a, params)
+                flags = jnp.stack([te[0] | tr[0], s2.sim.won, s2.sim.dead, tr[0]])
+                return (obs2, s2, pc2), flags, render(s2, downsample=ds)
+
+            def idle(_):
+                return (obs, state, pc), jnp.zeros(4, bool), blank
+
+            (obs, state, pc), flags, frame = jax.lax.cond(done, idle, live, None)
+            return (obs, state, pc, done | flags[0]), (frame, flags)
+
+        _, (frames, flags) = jax.lax.scan(body, (obs, state, carry, jnp.array(False)),
+                                          jax.random.split(key, steps))
+        return render(state, downsample=ds), frames, flags
+
+    # The reset (level generation) is its own program: the same for every policy, so the
+    # persistent compilation cache serves it across runs.
+    key, k_reset = jax.random.split(key)
+    obs, state = jax.jit(env.reset_env)(k_reset, params)
+    first, frames, flags = jax.device_get(jax.jit(run)(key, obs, state, params, policy_carry))
+    ends = np.flatnonzero(flags[:, 0])
+    if ends.size:
+        i = int(ends[0])
+        won, dead, truncated = (bool(x) for x in flags[i, 1:])
+        outcome = "won" if won else "died" if dead else "timed out" if truncated else "ended"
+        n = i + 1
+    else:
+        outcome, n = "running", int(steps)
+    frames = np.concatenate([np.asarray(first)[None], np.asarray(frames[:n])], axis=0)
+    return EpisodeRender(frames, outcome, n, int(params.max_frames))
+
+
+def caption(frame, text: str):
+    """``frame`` with ``text`` drawn in its top-left corner on a dark box (host side)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(np.asarray(frame))
+    draw = ImageDraw.Draw(im)
+    try:
+        font = ImageFont.load_default(size=max(10, im.height // 18))
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    x0, y0, x1, y1 = draw.textbbox((6, 4), text, font=font)
+    draw.rectangle((x0 - 4, y0 - 3, x1 + 4, y1 + 3), fill=(0, 0, 0))
+    draw.text((6, 4), text, fill=(255, 255, 255), font=font)
+    return np.asarray(im)
+
+
+def episode_params(env):
+    """The params an episode is rendered under: the env's first named task (its curriculum's
+    first task: the config's ``env.stage``, or the first stage when it is empty)."""
+    tasks = getattr(env, "named_tasks", None)
+    tasks = tasks() if callable(tasks) else {}
+    return next(iter(tasks.values())) if tasks else env.default_params
+
+
+def render_episode_gif(cfg_or_env, path, steps: int = 300, policy=None, policy_carry=None,
+                       key=None, seed: int = 0, params=None, downsample: int = 2, fps: int = 15,
+                       hold_last: float = 1.0) -> tuple[str, EpisodeRender]:
+    """Write a GIF of one N++ episode (see ``render_episode``) on a level generated by the
+    env's reset under ``params`` (default ``episode_params``: the config's stage). The last
+    frame is captioned with how the episode ended. ``cfg_or_env``: a ``Config`` (or anything
+    with an ``env`` section) or an ``NppEnv``. Returns ``(path, EpisodeRender)``.
+
+    At frame skip 4 an agent step is 4 frames of the 60 fps game: ``fps=15`` is real time.
+    """
+    if hasattr(cfg_or_env, "reset_env"):
+        env = cfg_or_env
+    else:
+        from envs.registry import make_npp
+
+        env = make_npp(cfg_or_env.env)
+    params = episode_params(env) if params is None else params
+    key = jax.random.PRNGKey(seed) if key is None else key
+    ep = render_episode(env, params, key, int(steps), policy, policy_carry, downsample)
+    frames = list(ep.frames)
+    frames[-1] = caption(frames[-1], ep.summary)
+    save_gif(frames, path, fps=fps, hold_last=hold_last)
+    return str(path), ep

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -10,8 +12,14 @@ from jax import lax
 from envs.npp import constants as C
 from envs.npp import entities as ENT
 from envs.npp.level import Level
-from envs.npp.ninja import (collide_vs_tiles, finish_post_collision, integrate, pre_collision, think,
-                            tile_wall_normal)
+from envs.npp.ninja import (
+    collide_vs_tiles,
+    finish_post_collision,
+    integrate,
+    pre_collision,
+    think,
+    tile_wall_normal,
+)
 from envs.npp.state import Entities, Ninja, SimState
 
 # Discrete(6): 0 noop, 1 left, 2 right, 3 jump, 4 jump+left, 5 jump+right
@@ -70,30 +78,79 @@ def init_state(level: Level, dtype=jnp.float32) -> SimState:
                     switch_hit=b(False))
 
 
-def _physics(level: Level, n: Ninja, e: Entities, counter, switch_hit):
+@dataclasses.dataclass(frozen=True)
+class TickOptions:
+    """Static (trace-time) choices of how ``tick`` is computed.
+
+    The defaults are the reference physics (bit-exact in float64). ``depen_loop`` /
+    ``depen_unroll`` / ``unroll_substeps`` / ``vector_logical`` only change the schedule and stay exact; the rest are
+    for profiling (``is_reference`` says which): a lower depenetration cap than the reference's
+    32 (``depen_cap``), no entity passes (``entities=False``: no move/think phases, no physical
+    or logical collisions), no anti-tunnelling sweep (``sweep=False``), no tile collision at all
+    (``tiles=False``).
+    """
+
+    depen_cap: int = C.DEPEN_ITERATIONS
+    depen_loop: str = "while"        # "while" (early exit) or "fixed" (fori_loop with a done mask)
+    depen_unroll: int = 0            # masked depenetration steps traced inline before the loop
+    unroll_substeps: bool = True     # the 4 substeps as straight-line code (else a fori_loop)
+    vector_logical: bool = True      # mines/gold/exit/switch-only levels: logical pass as array ops
+    entities: bool = True
+    sweep: bool = True
+    tiles: bool = True
+
+    @property
+    def is_reference(self) -> bool:
+        return self.depen_cap == C.DEPEN_ITERATIONS and self.entities and self.sweep and self.tiles
+
+
+REFERENCE = TickOptions()
+
+
+def _physics(level: Level, n: Ninja, e: Entities, counter, switch_hit, opts: TickOptions):
     dtype = n.x.dtype
     n = integrate(n)
     n = pre_collision(n)
-    has_phys = bool(set(ENT.PHYSICAL_TYPES) & set(level.entity_types))
+    has_phys = opts.entities and bool(set(ENT.PHYSICAL_TYPES) & set(level.entity_types))
     if has_phys:
         phys = ENT.type_in(level, ENT.PHYSICAL_TYPES)
         order, count = ENT.neighbourhood_rows(level, e, n.x, n.y, phys)   # cached for all substeps
 
-    def substep(_, carry):
-        n, e = carry
+    def substep(n, e):
         if has_phys:
             n, e = ENT.collide_vs_objects(level, n, e, order, count)
-        return collide_vs_tiles(n, level, e.door_closed, dtype), e
+        if not opts.tiles:
+            return n, e, jnp.int32(0)
+        n, evals = collide_vs_tiles(n, level, e.door_closed, dtype, opts.depen_cap, opts.depen_loop,
+                                    opts.depen_unroll, opts.sweep)
+        return n, e, evals
 
-    n, e = lax.fori_loop(0, C.SUBSTEPS, substep, (n, e))
-    n, e, counter, wall, switch_hit = ENT.logical_collisions(level, n, e, counter, switch_hit)
+    if opts.unroll_substeps:
+        evals = []
+        for _ in range(C.SUBSTEPS):
+            n, e, k = substep(n, e)
+            evals.append(k)
+        evals = jnp.stack(evals)
+    else:
+        def body(j, carry):
+            n, e, evals = carry
+            n, e, k = substep(n, e)
+            return n, e, evals.at[j].set(k)
+
+        n, e, evals = lax.fori_loop(0, C.SUBSTEPS, body, (n, e, jnp.zeros(C.SUBSTEPS, jnp.int32)))
+    if opts.entities:
+        n, e, counter, wall, switch_hit = ENT.logical_collisions(level, n, e, counter, switch_hit,
+                                                                     opts.vector_logical)
+    else:
+        wall = jnp.zeros_like(n.x)
     wall = tile_wall_normal(n, level, e.door_closed, dtype, wall)
     n = finish_post_collision(n, wall)
-    return n, e, counter, switch_hit
+    return n, e, counter, switch_hit, evals
 
 
-def tick(state: SimState, level: Level, hor, jump) -> SimState:
-    """Advance one 60 fps frame with inputs ``hor`` in {-1, 0, 1} and ``jump`` in {0, 1}."""
+def tick_stats(state: SimState, level: Level, hor, jump, options: TickOptions = REFERENCE):
+    """``tick`` plus per-frame statistics: ``{"depen_evals": int32[4]}``, the closest-point
+    searches of each substep's depenetration (0 where the physics did not run)."""
     n = state.ninja
     dtype = n.x.dtype
     chex.assert_equal_shape([level.ent_type, state.ents.active])
@@ -102,13 +159,24 @@ def tick(state: SimState, level: Level, hor, jump) -> SimState:
     n = n.replace(hor_input=jnp.asarray(hor, jnp.int32), jump_input=jnp.asarray(jump, jnp.int32))
     e = state.ents
     counter = state.stamp_counter
-    n, e, counter = ENT.move_phase(level, n, e, counter)
-    n, e, counter = ENT.think_phase(level, n, e, counter)
+    if options.entities:
+        n, e, counter = ENT.move_phase(level, n, e, counter)
+        n, e, counter = ENT.think_phase(level, n, e, counter)
     run = (n.state != C.ST_DISABLED) & (n.state != C.ST_DEAD)
-    n, e, counter, switch_hit = lax.cond(
-        run, lambda a: _physics(level, *a), lambda a: a, (n, e, counter, state.switch_hit))
+    n, e, counter, switch_hit, evals = lax.cond(
+        run, lambda a: _physics(level, *a, options),
+        lambda a: a + (jnp.zeros(C.SUBSTEPS, jnp.int32),), (n, e, counter, state.switch_hit))
     n = lax.cond(n.state != C.ST_DISABLED, think, lambda x: x, n)
-    return SimState(ninja=n, ents=e, frame=state.frame + 1, stamp_counter=counter, switch_hit=switch_hit)
+    new = SimState(ninja=n, ents=e, frame=state.frame + 1, stamp_counter=counter, switch_hit=switch_hit)
+    return new, {"depen_evals": evals}
+
+
+def tick(state: SimState, level: Level, hor, jump, options: TickOptions = REFERENCE) -> SimState:
+    """Advance one 60 fps frame with inputs ``hor`` in {-1, 0, 1} and ``jump`` in {0, 1}.
+
+    ``options`` (static, :class:`TickOptions`): how to compute it; the default is the reference.
+    """
+    return tick_stats(state, level, hor, jump, options)[0]
 
 
 def entity_state_code(level: Level, e: Entities):

@@ -44,9 +44,10 @@ Per update (``update``):
    guarded), ``LP = |R(p_fast) - R(p_slow)|``; over ``pos = explored & (LP > 0 | p_true > 0)``
    (all explored if empty): z-score (std = 0 -> subtract the mean only), sigmoid, normalise.
    Tasks without a baseline ("exploring": fewer than ``min_outcomes`` / ``sample_threshold``
-   outcomes) share an explicit exploration mass ``e = min(explore_rate, explore_boost *
-   n_exploring / S)`` (each at most ``explore_boost`` times a uniform share; all of the mass
-   when no task is explored yet);
+   outcomes) share an explicit exploration mass ``e = max(min(explore_rate, explore_boost *
+   n_exploring / S), n_exploring / S)`` (at least their uniform share, so the first tasks to
+   mature do not take the whole LP mass between them; at most ``explore_boost`` times a
+   uniform share each once few remain; all of the mass when no task is explored yet);
    then ``dist = (1 - rand_task_rate) * that + rand_task_rate / S``: the uniform mixture
    applies to **episode sampling**, so no task has weight 0 when ``rand_task_rate > 0``, and an
    unexplored task never has weight 0 at all.
@@ -184,9 +185,12 @@ class LearningProgressCurriculum(Curriculum):
         return cls(None, space=space, pool_size=pool_size, **kwargs)
 
     # ------------------------------------------------------------------ interface
-    def init(self) -> LPState:
+    def init(self, key: jax.Array | None = None) -> LPState:
+        """``key``: the run's curriculum key (vmapped seeds get different initial pools and
+        eviction draws); ``curriculum.seed`` is folded into it. Without a key (unit tests),
+        ``PRNGKey(seed)``."""
         S, W = self.num_slots, self.memory
-        key = jax.random.PRNGKey(self.seed)
+        key = jax.random.PRNGKey(self.seed) if key is None else jax.random.fold_in(key, self.seed)
         if self.space is None:
             ids = jnp.arange(S, dtype=jnp.int32)
         else:
@@ -323,7 +327,11 @@ class LearningProgressCurriculum(Curriculum):
         explored = state.has_baseline
         n_exp = jnp.sum(explored)
         n_unexp = S - n_exp
-        share = jnp.minimum(self.explore_rate, self.explore_boost * n_unexp / S)
+        # Exploring tasks keep at least their uniform share n_unexp / S: otherwise the first
+        # few tasks to reach a baseline split 1 - explore_rate of all episodes between them
+        # whatever their LP (seen on the H100 A/B: one task drew 30% of a 256-task pool).
+        share = jnp.maximum(jnp.minimum(self.explore_rate, self.explore_boost * n_unexp / S),
+                            n_unexp / S)
         e = jnp.where(n_unexp == 0, 0.0, jnp.where(n_exp == 0, 1.0, share))
         explore = jnp.where(explored, 0.0, 1.0) / jnp.maximum(n_unexp, 1)
         d = (1.0 - e) * self._lp_weights(state) + e * explore

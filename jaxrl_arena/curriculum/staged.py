@@ -104,7 +104,7 @@ class StagedCurriculum(Curriculum):
         self._table = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]),
                                    *stages.values())
 
-    def init(self) -> StagedState:
+    def init(self, key: jax.Array | None = None) -> StagedState:  # deterministic: key unused
         K = self.num_tasks
         zi = jnp.zeros(K, jnp.int32)
         z = jnp.zeros((), jnp.int32)
