@@ -55,7 +55,8 @@ def train(args) -> int:
 
 def curves(run_dir: Path, suite: str):
     """(steps, mean over seeds, {seed label: values}) of eval/heart.get/<suite>."""
-    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl") if line.strip()]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+            if line.strip()]
     key = f"eval/{METRIC}/{suite}"
     rows = [r for r in rows if r.get(key) is not None]
     steps = [r["step"] for r in rows]
@@ -75,7 +76,7 @@ def plot(args) -> int:
 
     out = Path(args.out)
     fig, axes = plt.subplots(1, len(SUITES), figsize=(12, 4.2), sharey=True)
-    print(f"| variant | agent-steps per seed | " + " | ".join(
+    print("| variant | agent-steps per seed | " + " | ".join(
         f"{METRIC} {s} (last; best)" for s in SUITES) + " |")
     print("|---|---|" + "---|" * len(SUITES))
     for i, (name, (recipe, label, _)) in enumerate(VARIANTS.items()):

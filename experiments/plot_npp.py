@@ -15,7 +15,7 @@ import json
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 PREFIX = "eval/success_rate/"
 STAGE_ORDER = ("simplest", "simplest_few_mines", "simplest_with_mines", "simpler", "simple",
@@ -29,7 +29,8 @@ def main() -> int:
     p.add_argument("--per-run", action="store_true")
     p.add_argument("--title", default=None)
     args = p.parse_args()
-    rows = [json.loads(line) for line in open(args.metrics) if line.strip()]
+    with open(args.metrics) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
     evals = [r for r in rows if any(k.startswith(PREFIX) for k in r)]
     stages = [k[len(PREFIX):] for k in evals[0] if k.startswith(PREFIX)]
     order = {name: i for i, name in enumerate(STAGE_ORDER)}  # the curriculum's order

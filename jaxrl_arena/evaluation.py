@@ -18,7 +18,8 @@ within ``max_steps``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,7 @@ def eval_sets(env: MultiAgentEnv, episodes: int, seed: int) -> tuple[MultiAgentE
     if hasattr(env, "eval_sets"):
         return env.eval_sets(episodes, seed)
     tasks = env.named_tasks() if hasattr(env, "named_tasks") else {env.name: env.default_params}
-    stack = lambda p: jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (episodes,) + jnp.shape(x)), p)  # noqa: E731
+    stack = lambda p: jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (episodes,) + jnp.shape(x)), p)
     return env, {name: stack(p) for name, p in tasks.items()}
 
 
@@ -68,7 +69,7 @@ class Evaluator:
         obs, state = jax.vmap(env.reset_env)(jax.random.split(k_reset, E), self.params)
         stats0 = jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32),
                               jax.eval_shape(jax.vmap(env.episode_stats), state))
-        flat = lambda x: x.reshape((E * A,) + x.shape[2:])  # noqa: E731
+        flat = lambda x: x.reshape((E * A,) + x.shape[2:])
 
         def body(c):
             t, state, obs, carry, done, ret, length, stats = c
@@ -106,7 +107,7 @@ class Evaluator:
 
         n = len(self.task_names)
         count = jnp.asarray(self.sizes, jnp.float32)
-        per_task = lambda x: jax.ops.segment_sum(x, self.task_index, n) / count  # noqa: E731
+        per_task = lambda x: jax.ops.segment_sum(x, self.task_index, n) / count
         columns = {"reward": ret.mean(-1), "episode_length": length.astype(jnp.float32),
                    "finished": done.astype(jnp.float32)}
         for name, value in stats.items():

@@ -174,6 +174,7 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
     (directory / "config.json").write_text(json.dumps(
         {**config_dict, "_resolved": {"experiment": experiment, "recipe": recipe, "ab": ab or [],
                                       "runs": [r.label for r in program.runs],
+                                      "devices": len(devices),
                                       "num_updates": program.num_updates,
                                       "agent_steps_per_update": per_update}},
         indent=2))

@@ -57,7 +57,12 @@ def load_run_policy(cfg: Config, experiment: str, recipe: str) -> RunPolicy | No
             raise ConfigError(f"{directory} holds a run of env {run_cfg.env.name!r}, not "
                               f"{cfg.env.name!r}; point run.dir at a run of {cfg.env.name!r}")
         device = jax.devices()[0]
-        program = make_train(run_cfg, ab=resolved.get("ab") or None, devices=[device])
+        # The state's global shapes match the saved run's device count where per-device
+        # leaves exist (the "pooled" reset pool): build the program over as many devices as
+        # the run had when they are here, else over one.
+        saved_devices = int(resolved.get("devices") or 1)
+        devices = jax.devices()[:saved_devices] if len(jax.devices()) >= saved_devices else [device]
+        program = make_train(run_cfg, ab=resolved.get("ab") or None, devices=devices)
         # Restore onto one device whatever the topology it was saved from (e.g. 8 GPUs).
         one = jax.sharding.SingleDeviceSharding(device)
         target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one),

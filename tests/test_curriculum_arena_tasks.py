@@ -94,3 +94,22 @@ def test_params_are_valid_env_params():
     compiled = PARAMS._cache_size()
     PARAMS(ids + 7)
     assert PARAMS._cache_size() == compiled  # tasks are data: no recompilation
+
+
+def test_uniform_over_the_space_samples_every_bucket_and_counts_episodes():
+    """The A/B baseline (kind ``arena_uniform``): uniform task ids over all 640,000 tasks,
+    decoded to valid params; episode counts and the mean score of the last update."""
+    from jaxrl_arena.curriculum import EpisodeOutcomes
+    from jaxrl_arena.curriculum.base import UniformSpaceCurriculum
+
+    cur = UniformSpaceCurriculum(AT.ArenaTaskSpace())
+    state = cur.init()
+    ids = np.asarray(cur.sample(state, jax.random.split(jax.random.PRNGKey(0), 4096)))
+    assert ids.min() >= 0 and ids.max() < AT.NUM_TASKS and len(np.unique(ids)) > 4000
+    buckets = np.asarray(AT.decode(jnp.asarray(ids)))
+    for b, radix in enumerate(AT.RADICES):  # every value of every bucket is drawn
+        assert set(np.unique(buckets[:, b])) == set(range(radix)), b
+    state = cur.update(state, EpisodeOutcomes(task_id=jnp.asarray(ids[:4]),
+                                              done=jnp.array([True, True, False, True]),
+                                              score=jnp.array([1.0, 2.0, 100.0, 3.0])))
+    assert int(state.episodes) == 3 and float(state.last_score) == 2.0

@@ -5,13 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from toy_envs import CountdownEnv
 
 from jaxrl_arena import config as C
 from jaxrl_arena.evaluation import Evaluator
 from jaxrl_arena.logging import read_metrics
 from jaxrl_arena.loop import train
 from jaxrl_arena.networks import make_policy
-from toy_envs import CountdownEnv
 
 TOY = ["ppo.num_envs=8", "ppo.num_steps=4", "ppo.num_minibatches=2", "ppo.update_epochs=2",
        "policy.hidden_sizes=8,8", "run.updates_per_chunk=2", "logging.progress=false"]
