@@ -53,6 +53,9 @@ def test_render_episode_cli_random_policy(tmp_path, entry, monkeypatch, capsys):
     assert (frames[-1][:12, :40] == 0).any() and not (frames[0][:12, :40] == 0).any()
 
 
+# ~145 s on 2 cold CPU cores (tracing the level generator for training, restore and render);
+# the shared checkpoint loader is also covered by tests/test_train_arena.py in the default run.
+@pytest.mark.slow
 def test_render_episode_uses_the_runs_policy(tmp_path, entry):
     cfg = C.apply_overrides(C.get_recipe(RECIPE),
                             SMALL + ["run.total_timesteps=128", f"run.dir={tmp_path / 'run'}"])
