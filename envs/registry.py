@@ -66,15 +66,13 @@ def make_arena(env_cfg: Any) -> MultiAgentEnv:
         """The evaluation suites of arena.md §12.1 on the un-bucketed env: ``arena/basic``
         (attack cost 100) and ``arena/combat`` (cost 1), with this config's altar and reward
         switches, no desync; the maps come from the evaluator's fixed reset keys."""
-        import jax
-        import jax.numpy as jnp
+        from jaxrl_arena.evaluation import repeat_params
 
         suites = {}
         for suite, combat in (("arena/basic", False), ("arena/combat", True)):
             p = make_params(easy_altar=env_cfg.easy_altar, shaped_rewards=env_cfg.shaped_rewards,
                             combat=combat, max_steps=max_steps, desync_episodes=False)
-            suites[suite] = jax.tree.map(
-                lambda x: jnp.broadcast_to(jnp.asarray(x), (episodes,) + jnp.shape(x)), p)
+            suites[suite] = repeat_params(p, episodes)
         return env, suites
 
     env.eval_sets = eval_sets

@@ -18,13 +18,8 @@ from jaxrl_arena import cli  # noqa: E402
 
 def main() -> int:
     p = cli.parser(__doc__.strip().splitlines()[0], default_recipe="arena_basic_easy_shaped")
-    p.add_argument("--render-episode", metavar="OUT.gif", default=None,
-                   help="write a GIF of one episode instead of training")
-    p.add_argument("--render-steps", type=int, default=200, help="steps to render")
-    args = p.parse_args()
-    cfg = cli.build_config(args)
-    if cfg.env.name != "arena":
-        raise cli.ConfigError(f"experiments/arena.py trains env.name=arena, got {cfg.env.name!r}")
+    cli.add_render_args(p, default_steps=200)
+    args, cfg = cli.parse_entry(p, "arena", "experiments/arena.py")
     if args.print_config:
         cli.print_config(cfg)
         return 0

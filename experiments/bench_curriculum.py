@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -29,19 +27,8 @@ import jax.numpy as jnp  # noqa: E402
 
 from jaxrl_arena.curriculum import (EpisodeOutcomes, LearningProgressCurriculum,  # noqa: E402
                                     StagedCurriculum, UniformCurriculum)
-from jaxrl_arena.benchmarking import median_chunk_seconds  # noqa: E402
+from jaxrl_arena.benchmarking import median_chunk_seconds, median_seconds  # noqa: E402
 from jaxrl_arena.curriculum.arena_tasks import ArenaTaskSpace  # noqa: E402
-
-
-def timed(fn, *args, repeats: int = 20) -> float:
-    out = fn(*args)
-    jax.block_until_ready(out)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def curricula():
@@ -66,7 +53,7 @@ def bench_update(rows: list[int], repeats: int) -> None:
             ids = cur.sample(state, jax.random.split(key, m))
             out = EpisodeOutcomes(task_id=ids, done=jax.random.bernoulli(key, 0.5, (m,)),
                                   score=jax.random.uniform(key, (m,)) * 5.0)
-            print(f"| {name} | {m} | {1e3 * timed(upd, state, out, repeats=repeats):.3f} |",
+            print(f"| {name} | {m} | {1e3 * median_seconds(upd, (state, out), repeats):.3f} |",
                   flush=True)
 
 

@@ -18,20 +18,12 @@ from jaxrl_arena import cli  # noqa: E402
 
 def main() -> int:
     p = cli.parser(__doc__.strip().splitlines()[0], default_recipe="npp_simplest")
-    p.add_argument("--render-episode", metavar="OUT.gif", default=None,
-                   help="write a GIF of one episode instead of training")
-    p.add_argument("--render-steps", type=int, default=300,
-                   help="agent steps to render at most (the episode may end sooner)")
-    args = p.parse_args()
-    cfg = cli.build_config(args)
-    if cfg.env.name != "npp":
-        raise cli.ConfigError(f"experiments/npp.py trains env.name=npp, got {cfg.env.name!r}")
+    cli.add_render_args(p, default_steps=300)
+    args, cfg = cli.parse_entry(p, "npp", "experiments/npp.py")
     if args.print_config:
         cli.print_config(cfg)
         return 0
     if args.render_episode:
-        if args.render_steps < 1:
-            raise cli.ConfigError(f"--render-steps must be >= 1, got {args.render_steps}")
         path, source = render_run_episode(cfg, args.recipe, args.render_episode, args.render_steps)
         print(f"wrote {path} ({source})")
         return 0

@@ -27,6 +27,27 @@ def parser(description: str, default_recipe: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_render_args(p: argparse.ArgumentParser, default_steps: int) -> None:
+    """``--render-episode OUT.gif`` / ``--render-steps N`` of the env entry points."""
+    p.add_argument("--render-episode", metavar="OUT.gif", default=None,
+                   help="write a GIF of one episode instead of training")
+    p.add_argument("--render-steps", type=int, default=default_steps,
+                   help="agent steps to render at most (the episode may end sooner)")
+
+
+def parse_entry(p: argparse.ArgumentParser, env_name: str, script: str
+                ) -> tuple[argparse.Namespace, Config]:
+    """Parse an env entry point's arguments into its config; one-line errors for another env
+    or a bad ``--render-steps``."""
+    args = p.parse_args()
+    cfg = build_config(args)
+    if cfg.env.name != env_name:
+        raise ConfigError(f"{script} trains env.name={env_name}, got {cfg.env.name!r}")
+    if getattr(args, "render_steps", 1) < 1:
+        raise ConfigError(f"--render-steps must be >= 1, got {args.render_steps}")
+    return args, cfg
+
+
 def build_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
     cfg = config_lib.get_recipe(args.recipe)
     cfg = config_lib.apply_overrides(cfg, list(extra) + list(args.config_override))

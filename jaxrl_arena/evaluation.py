@@ -33,8 +33,12 @@ def eval_sets(env: MultiAgentEnv, episodes: int, seed: int) -> tuple[MultiAgentE
     if hasattr(env, "eval_sets"):
         return env.eval_sets(episodes, seed)
     tasks = env.named_tasks() if hasattr(env, "named_tasks") else {env.name: env.default_params}
-    stack = lambda p: jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (episodes,) + jnp.shape(x)), p)
-    return env, {name: stack(p) for name, p in tasks.items()}
+    return env, {name: repeat_params(p, episodes) for name, p in tasks.items()}
+
+
+def repeat_params(params, n: int):
+    """One task's params repeated ``n`` times on a new leading axis (an evaluation set)."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (n, *jnp.shape(x))), params)
 
 
 def metric_name(stat: str) -> str:
