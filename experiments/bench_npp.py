@@ -28,8 +28,14 @@ generated level of that curriculum stage per env (entity types 1/3/4, capacity 4
   trainer's optimistic auto-reset (``max(8, N/16)`` fresh generated levels per step handed to the
   envs that finished); every observation leaf is summed into the carry (nothing is dead code).
 * ``train``: the compiled PPO chunk end to end (``make_train``) and with the learner off
-  (rollout + policy forward + GAE): recipe ``npp_simplest`` (MLP on ``state_local``) and the same
-  with a CNN on ``grid``.
+  (rollout + policy forward + GAE; ``--skip-rollout-only`` drops these): ``--policies`` from
+  ``mlp`` (recipe ``npp_simplest``: MLP on ``state_local``), ``cnn`` (the same with its CNN on
+  ``grid``), ``grid`` (recipe ``npp_grid``: the throughput recipe, bf16 patch CNN on ``grid``)
+  and ``grid_f32``. ``--trace-dir D`` also writes a device trace of one call per program
+  (``--trace-only kind:envs`` to pick), summarised by ``experiments/trace_summary.py``.
+
+    python experiments/bench_npp.py train --policies grid,mlp --train-envs 32768 --skip-rollout-only \
+        --updates 1 --train-override ppo.num_steps=32 --trace-dir traces      # the H100 table
 
 Programs are compiled in a thread pool (``--compile-workers``) while earlier ones are timed, so
 a compile's seconds include waiting for a core. ``--deadline`` skips what would start after that
@@ -360,9 +366,9 @@ def _env_loop(env, params, reset, n, P, steps):
             frames = frames + info["frames_executed"].sum()
             return (states, acc, frames), None
 
-        (_, acc, frames), _ = jax.lax.scan(body, (states, jnp.float32(0), jnp.int32(0)),
-                                           jax.random.split(key, steps))
-        return acc, frames
+        (states, acc, frames), _ = jax.lax.scan(body, (states, jnp.float32(0), jnp.int32(0)),
+                                                jax.random.split(key, steps))
+        return states, acc, frames
 
     return run
 
@@ -404,8 +410,10 @@ def env_groups(args):
                       "state B/env |")
                 print("|---|---|---|---|---|---|---|---|---|")
             for (obs, n), (exe, compile_s, (st0, obs_b, P)) in results.items():
+                for i in range(-(-args.env_warmup // steps)):   # reach running episodes first
+                    st0 = exe(st0, jax.random.PRNGKey(100 + i))[0]
                 sec = median_seconds(exe, (st0, jax.random.PRNGKey(2)), args.repeats)
-                _, frames = exe(st0, jax.random.PRNGKey(2))
+                _, _, frames = exe(st0, jax.random.PRNGKey(2))
                 print(f"| {stage} | {obs} | {n:,} | {fmt_rate(n * steps / sec)} | {fmt_rate(int(frames) / sec)} | "
                       f"{compile_s:.0f} | {P} | {obs_b:,} | {tree_bytes(st0) // n:,} |", flush=True)
             if idx == len(stages) - 1:
@@ -424,6 +432,8 @@ def env_groups(args):
 TRAIN_VARIANTS = {
     "mlp": ("npp_simplest", "MLP 256-256-128, `state_local`", []),
     "cnn": ("npp_simplest", "CNN (64,64) + MLP, `grid`", ["env.obs_kind=grid", "policy.kind=cnn"]),
+    "grid": ("npp_grid", "recipe `npp_grid`: 2x2-patch CNN (32, 64) + 256, bf16, `grid`", []),
+    "grid_f32": ("npp_grid", "`npp_grid` in float32", ["policy.compute_dtype=float32"]),
 }
 
 
@@ -449,34 +459,63 @@ def train_groups(args):
         jobs = {}
         for key, (label, cfg, prog) in progs.items():
             state = inits[key]()
-            for learn in (True, False):
+            for learn in ((True,) if args.skip_rollout_only else (True, False)):
                 jobs[key + (learn,)] = (prog.chunk_for(u, learn=learn).lower(state), (label, cfg, prog, state))
         return jobs
 
     def report(results):
-        print(f"\n### training: PPO end to end (recipe `npp_simplest`: generated `simplest` levels, "
-              f"{u} updates per compiled chunk)\n")
+        print(f"\n### training: PPO end to end (generated `simplest` levels; recipe `npp_simplest` unless the "
+              f"row names another; {u} updates per compiled chunk)\n")
         print("| policy | envs | T | agent-steps/update | compile s | train agent-steps/s | "
               "rollout-only agent-steps/s | rollout+GAE share | compiled bytes/env |")
         print("|---|---|---|---|---|---|---|---|---|")
         for kind in kinds:
             for n in ints(args.train_envs):
                 exe, compile_s, (label, cfg, prog, state) = results[(kind, n, True)]
-                roll_exe = results[(kind, n, False)][0]
+                roll_exe = results[(kind, n, False)][0] if (kind, n, False) in results else None
                 mem = exe.memory_analysis()
                 total_b = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
                            - mem.alias_size_in_bytes) if mem is not None else float("nan")
                 full = median_chunk_seconds(exe, state, args.repeats)
-                roll = median_chunk_seconds(roll_exe, state, args.repeats)
+                roll = median_chunk_seconds(roll_exe, state, args.repeats) if roll_exe is not None else None
                 steps = u * prog.agent_steps_per_update
                 print(f"| {label} | {n:,} | {cfg.ppo.num_steps} | {prog.agent_steps_per_update:,} | {compile_s:.0f} "
-                      f"| {fmt_rate(steps / full)} | {fmt_rate(steps / roll)} | {roll / full:.0%} | "
-                      f"{total_b / n / 1024:,.0f} KiB |", flush=True)
+                      f"| {fmt_rate(steps / full)} | {fmt_rate(steps / roll) if roll else '–'} | "
+                      f"{f'{roll / full:.0%}' if roll else '–'} | {total_b / n / 1024:,.0f} KiB |", flush=True)
+                if args.trace_dir and (not args.trace_only or f"{kind}:{n}" in names(args.trace_only)):
+                    save_trace(exe, state, Path(args.trace_dir) / f"train_{kind}_{n}.xplane.pb.gz")
                 del state
         print("\nTrain: the compiled chunk (rollout with auto-reset, GAE, 4 epochs x 4 minibatches), median "
               "of warm calls; rollout-only: the same chunk with the learner off.", flush=True)
 
     return [Group(prepare, report, exclusive=True)]
+
+
+def save_trace(chunk, state, path: Path):
+    """Profile one warm call of ``chunk`` and write the device trace (gzipped xplane) to
+    ``path``; ``experiments/trace_summary.py`` turns it into a table by named scope."""
+    import gzip
+    import shutil
+    import tempfile
+
+    state = jax.tree.map(jnp.copy, state)
+    state, metrics = chunk(state)
+    jax.block_until_ready(metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        jax.profiler.start_trace(tmp)
+        state, metrics = chunk(state)
+        jax.block_until_ready(metrics)
+        jax.profiler.stop_trace()
+        found = sorted(Path(tmp).rglob("*.xplane.pb"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(found[-1], "rb") as src, gzip.open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    try:   # the optimized HLO maps op names to their jax scopes (metadata op_name)
+        with gzip.open(str(path).replace(".xplane.pb.gz", ".hlo.txt.gz"), "wt") as f:
+            f.write(chunk.as_text())
+    except Exception as e:   # noqa: BLE001 (optional)
+        print(f"(no HLO text: {e})")
+    print(f"(trace: {path}, {path.stat().st_size / 1e6:.1f} MB)", flush=True)
 
 
 # ============================================================================= main
@@ -508,6 +547,11 @@ def main(argv=None) -> int:
     p.add_argument("--train-envs", default="1024,4096")
     p.add_argument("--updates", type=int, default=2)
     p.add_argument("--train-override", nargs="*", default=[], help="config overrides key=value")
+    p.add_argument("--trace-dir", default="", help="train: also write a device trace of one call per program")
+    p.add_argument("--trace-only", default="", help="train: trace only these 'kind:envs' programs (e.g. grid:16384)")
+    p.add_argument("--skip-rollout-only", action="store_true", help="train: no learner-off programs")
+    p.add_argument("--env-warmup", type=int, default=0,
+                   help="env: untimed steps first, so the timed ones start from running episodes")
     args = p.parse_args(argv)
     modes = list(MODES) if args.mode == "all" else names(args.mode)
     if any(m not in MODES for m in modes):

@@ -73,6 +73,9 @@ class PolicyConfig:
     # Fixed input scaling (uint8 boxes): obs * scale before the torso. "env" uses the
     # environment's per-channel norms when it provides them.
     obs_scale: Literal["none", "env"] = "env"
+    # Arithmetic of the layers (parameters, optimizer and losses stay float32): "bfloat16"
+    # runs convolutions and matrix products at the tensor cores' bf16 rate.
+    compute_dtype: Literal["float32", "bfloat16"] = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -432,6 +435,25 @@ def _npp_curriculum() -> Config:
     return dataclasses.replace(
         cfg, env=dataclasses.replace(cfg.env, stage=""),
         curriculum=CurriculumConfig(kind="staged"))
+
+
+@recipe("npp_grid")
+def _npp_grid() -> Config:
+    """N++ on generated `simplest` levels from the grid observation (uint8 [10, 25, 44]: local
+    and global tile/entity planes, the state features) with a small bf16 CNN (2 x 2 patch
+    convolutions: 25 x 44 -> 12 x 22 x 32 -> 6 x 11 x 64 -> 256; matrix products), sized for
+    throughput on one GPU (issue #6: >= 2M env-steps/s end to end): up to 32,768 envs, T = 32,
+    each rollout's pool replacements generated in one batch (pooled resets, auto sizes)."""
+    cfg = _npp_simplest()
+    return dataclasses.replace(
+        cfg,
+        env=dataclasses.replace(cfg.env, obs_kind="grid", reset_pool="auto", reset_refresh="auto"),
+        policy=PolicyConfig(kind="cnn", cnn_channels=(32, 64), cnn_kernels=(2, 2), cnn_strides=(2, 2),
+                            hidden_sizes=(256,), actor_hidden=128, critic_hidden=256,
+                            compute_dtype="bfloat16"),
+        ppo=dataclasses.replace(cfg.ppo, num_steps=32, auto_max_envs=32768),
+        run=dataclasses.replace(cfg.run, total_timesteps=200_000_000, updates_per_chunk=10),
+    )
 
 
 def resolve_minibatches(cfg: Config, num_agents: int) -> Config:

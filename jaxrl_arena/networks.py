@@ -27,32 +27,70 @@ from jaxrl_arena.config import PolicyConfig
 _ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 
 
-def _dense(features: int, gain: float = np.sqrt(2.0)) -> nn.Dense:
+def compute_dtype(cfg: PolicyConfig):
+    """The layers' arithmetic dtype (``policy.compute_dtype``); parameters stay float32."""
+    return jnp.bfloat16 if cfg.compute_dtype == "bfloat16" else jnp.float32
+
+
+def _dense(features: int, gain: float = np.sqrt(2.0), dtype=jnp.float32) -> nn.Dense:
     return nn.Dense(features, kernel_init=nn.initializers.orthogonal(gain),
-                    bias_init=nn.initializers.zeros)
+                    bias_init=nn.initializers.zeros, dtype=dtype)
 
 
-def _prepare(obs: jax.Array, scale: np.ndarray | None) -> jax.Array:
-    """uint8/bool/float obs -> float32, times a fixed (per-channel) scale."""
-    x = obs.astype(jnp.float32)
+def _prepare(obs: jax.Array, scale: np.ndarray | None, channels_last: bool = False,
+             dtype=jnp.float32) -> jax.Array:
+    """uint8/bool/float obs -> ``dtype`` (the layers' arithmetic), times a fixed (per-channel)
+    scale. ``channels_last``: ``[B, C, H, W]`` grids become ``[B, H, W, C]`` *before* the cast,
+    so the layout change moves the 1-byte observation, not a 4-byte copy of it."""
+    if channels_last:
+        obs = jnp.transpose(obs, (0, 2, 3, 1))
+        if scale is not None:
+            scale = np.moveaxis(np.asarray(scale), 0, -1)     # [C, 1|H, 1|W] -> [1|H, 1|W, C]
+    x = obs.astype(dtype)
     if scale is not None:
-        x = x * jnp.asarray(scale, jnp.float32)
+        x = x * jnp.asarray(scale, dtype)
     return x
 
 
+class PatchConv(nn.Module):
+    """A VALID convolution whose kernel equals its stride (non-overlapping k x k patches) as a
+    reshape and one matrix product: the same function and the same parameters (names, shapes,
+    initial values) as ``nn.Conv``, but cuBLAS matrix products instead of cuDNN convolutions,
+    which handle few input channels (the N++ grid has 10) with slow generic kernels."""
+
+    features: int
+    k: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):  # NHWC
+        b, h, w, c = x.shape
+        k = self.k
+        ho, wo = h // k, w // k
+        kernel = self.param("kernel", nn.initializers.orthogonal(1.0), (k, k, c, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        x = x[:, :ho * k, :wo * k, :].reshape(b, ho, k, wo, k, c).transpose(0, 1, 3, 2, 4, 5)
+        x = x.reshape(b, ho, wo, k * k * c).astype(self.dtype)
+        y = jnp.dot(x, kernel.reshape(k * k * c, self.features).astype(self.dtype))
+        return y + bias.astype(self.dtype)
+
+
 class ConvTorso(nn.Module):
-    """Conv stack over ``[B, C, H, W]`` (VALID padding, ReLU), flattened."""
+    """Conv stack over ``[B, H, W, C]`` (VALID padding, ReLU), flattened."""
 
     channels: Sequence[int]
     kernels: Sequence[int]
     strides: Sequence[int]
+    dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x):
-        x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC for flax's Conv
-        for c, k, s in zip(self.channels, self.kernels, self.strides):
-            x = nn.Conv(c, (k, k), (s, s), padding="VALID",
-                        kernel_init=nn.initializers.orthogonal(1.0))(x)
+    def __call__(self, x):  # [B, H, W, C]: Policy hands grids over channels-last
+        for i, (c, k, s) in enumerate(zip(self.channels, self.kernels, self.strides)):
+            if k == s:
+                x = PatchConv(c, k, self.dtype, name=f"Conv_{i}")(x)
+            else:
+                x = nn.Conv(c, (k, k), (s, s), padding="VALID", kernel_init=nn.initializers.orthogonal(1.0),
+                            dtype=self.dtype, name=f"Conv_{i}")(x)
             x = nn.relu(x)
         return x.reshape(x.shape[0], -1)
 
@@ -63,6 +101,7 @@ class MLPActorCritic(nn.Module):
     num_actions: int
     hidden_sizes: Sequence[int]
     activation: str
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
@@ -70,13 +109,13 @@ class MLPActorCritic(nn.Module):
         x = x.reshape(x.shape[0], -1)
         a = x
         for h in self.hidden_sizes:
-            a = act(_dense(h)(a))
-        logits = _dense(self.num_actions, 0.01)(a)
+            a = act(_dense(h, dtype=self.dtype)(a))
+        logits = _dense(self.num_actions, 0.01, self.dtype)(a)
         v = x
         for h in self.hidden_sizes:
-            v = act(_dense(h)(v))
-        value = _dense(1, 1.0)(v)[..., 0]
-        return logits, value
+            v = act(_dense(h, dtype=self.dtype)(v))
+        value = _dense(1, 1.0, self.dtype)(v)[..., 0]
+        return logits.astype(jnp.float32), value.astype(jnp.float32)
 
 
 class Heads(nn.Module):
@@ -85,14 +124,15 @@ class Heads(nn.Module):
     num_actions: int
     actor_hidden: int
     critic_hidden: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z):
-        a = nn.relu(_dense(self.actor_hidden, 1.0)(z))
-        logits = _dense(self.num_actions, 0.01)(a)
-        v = nn.tanh(_dense(self.critic_hidden, np.sqrt(2.0))(z))
-        value = _dense(1, 1.0)(v)[..., 0]
-        return logits, value
+        a = nn.relu(_dense(self.actor_hidden, 1.0, self.dtype)(z))
+        logits = _dense(self.num_actions, 0.01, self.dtype)(a)
+        v = nn.tanh(_dense(self.critic_hidden, np.sqrt(2.0), self.dtype)(z))
+        value = _dense(1, 1.0, self.dtype)(v)[..., 0]
+        return logits.astype(jnp.float32), value.astype(jnp.float32)
 
 
 class Encoder(nn.Module):
@@ -104,11 +144,12 @@ class Encoder(nn.Module):
     @nn.compact
     def __call__(self, x):
         cfg = self.cfg
+        dtype = compute_dtype(cfg)
         if self.grid:
-            x = ConvTorso(cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides)(x)
+            x = ConvTorso(cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides, dtype)(x)
         x = x.reshape(x.shape[0], -1)
         for h in cfg.hidden_sizes:
-            x = nn.relu(_dense(h, 1.0)(x))
+            x = nn.relu(_dense(h, 1.0, dtype)(x))
         return x
 
 
@@ -119,7 +160,7 @@ class CNNActorCritic(nn.Module):
     @nn.compact
     def __call__(self, x):
         z = Encoder(self.cfg, grid=True)(x)
-        return Heads(self.num_actions, self.cfg.actor_hidden, self.cfg.critic_hidden)(z)
+        return Heads(self.num_actions, self.cfg.actor_hidden, self.cfg.critic_hidden, compute_dtype(self.cfg))(z)
 
 
 class LSTMActorCritic(nn.Module):
@@ -131,7 +172,7 @@ class LSTMActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, carry, x, reset):
-        z = Encoder(self.cfg, grid=self.grid)(x)
+        z = Encoder(self.cfg, grid=self.grid)(x).astype(jnp.float32)
         keep = (~reset)[:, None].astype(z.dtype)
         new_carry = []
         for layer, (c, h) in enumerate(carry):
@@ -168,11 +209,18 @@ class Policy:
             self.obs_scale = None
         self.is_recurrent = cfg.kind == "lstm"
         if cfg.kind == "mlp":
-            self.module = MLPActorCritic(self.num_actions, cfg.hidden_sizes, cfg.activation)
+            self.module = MLPActorCritic(self.num_actions, cfg.hidden_sizes, cfg.activation, compute_dtype(cfg))
         elif cfg.kind == "cnn":
             self.module = CNNActorCritic(self.num_actions, cfg)
         else:
             self.module = LSTMActorCritic(self.num_actions, cfg, grid=grid)
+
+    def _prepare(self, obs):
+        # conv torsos (cnn, lstm over grids) read channels-last in the compute dtype; an MLP
+        # flattens the observation as the env gives it
+        conv = len(self.obs_shape) == 3 and self.cfg.kind != "mlp"
+        return _prepare(obs, self.obs_scale, channels_last=conv,
+                        dtype=compute_dtype(self.cfg) if conv else jnp.float32)
 
     def initial_carry(self, batch: int) -> Any:
         if not self.is_recurrent:
@@ -181,14 +229,14 @@ class Policy:
         return tuple((zeros, zeros) for _ in range(self.cfg.lstm_layers))
 
     def init(self, key: jax.Array, obs: jax.Array) -> Any:
-        x = _prepare(obs, self.obs_scale)
+        x = self._prepare(obs)
         if self.is_recurrent:
             reset = jnp.zeros(x.shape[:1], bool)
             return self.module.init(key, self.initial_carry(x.shape[0]), x, reset)
         return self.module.init(key, x)
 
     def apply(self, params, obs, carry, reset):
-        x = _prepare(obs, self.obs_scale)
+        x = self._prepare(obs)
         if self.is_recurrent:
             return self.module.apply(params, carry, x, reset)
         logits, value = self.module.apply(params, x)

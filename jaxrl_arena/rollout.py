@@ -15,11 +15,15 @@ envs desynchronise quickly (random episode lengths, the arena's ``desync_episode
 
 ``pooled`` goes further for envs whose reset is far dearer than a step (N++ generates a level
 per reset, the arena a map): the pool of ``P`` ready resets persists in the rollout state and
-only ``R`` of its entries (``env.reset_refresh``, default ``max(1, P // 16)``) are regenerated
-per step, round-robin; finished envs take consecutive entries from a second cursor. Cost:
-``R/N`` of a reset per env-step. Trade-off: an entry can start up to about
-``finished per step / R`` episodes (same level, same task, which the curriculum may have
-drawn up to ``P/R`` steps earlier); the episodes still diverge through the policy's sampling.
+only ``R`` of its entries (``env.reset_refresh``, default ``max(1, P // 16)``) are replaced
+per step, round-robin; finished envs take consecutive entries from a second cursor. The
+``R x T`` replacements of a rollout are generated in one batch before its first step (one
+wide reset program instead of ``T`` narrow ones: level generation loops until its slowest
+level is done, and on GPUs every loop iteration and kernel launch costs latency), so a step
+only copies ``R`` ready entries into the pool. Cost: ``R/N`` of a reset per env-step.
+Trade-off: an entry can start up to about ``finished per step / R`` episodes (same level,
+same task, which the curriculum drew at the start of the rollout, up to ``P/R + T`` steps
+earlier); the episodes still diverge through the policy's sampling.
 
 The task of a new episode is sampled from the curriculum *at its reset* and stored with the
 env (``task_id`` and ``env_params``); outcomes are credited to it when the episode ends.
@@ -115,7 +119,8 @@ class Rollout:
         task_ids = self.curriculum.sample(cstate, split[:, 0])
         params = self.curriculum.task_params(task_ids)
         reset = self.env.reset_env_first if first else self.env.reset_env
-        obs, state = jax.vmap(reset)(split[:, 1], params)
+        with jax.named_scope("fresh_resets"):
+            obs, state = jax.vmap(reset)(split[:, 1], params)
         return obs, state, params, task_ids
 
     def _pool_keys(self, key, n: int | None = None):
@@ -154,22 +159,27 @@ class Rollout:
         )
 
     # ------------------------------------------------------------------ one step
-    def step(self, params, cstate, rs: RolloutState, key):
+    def step(self, params, cstate, rs: RolloutState, key, staged=None):
+        """One step of every env. ``staged`` ("pooled" resets): the ``R`` fresh entries that
+        replace pool entries at this step (generated ahead by ``run``); None generates them here."""
         n, a = self.num_envs, self.num_agents
         k_act, k_env, k_reset = jax.random.split(key, 3)
         reset_rows = jnp.repeat(rs.episode_start, a)
-        carry, logits, value = self.policy.apply(params, self._flat(rs.obs), rs.carry, reset_rows)
-        action_keys = self._env_keys(k_act, n)
-        action = jax.vmap(lambda k, l: jax.random.categorical(k, l))(
-            action_keys, logits.reshape(n, a, -1)
-        ).astype(jnp.int32)
-        log_prob = jnp.take_along_axis(
-            jax.nn.log_softmax(logits.reshape(n, a, -1)), action[..., None], -1
-        )[..., 0]
+        # Named scopes label the profile (bench_npp.py trace, experiments/trace_summary.py).
+        with jax.named_scope("policy"):
+            carry, logits, value = self.policy.apply(params, self._flat(rs.obs), rs.carry, reset_rows)
+            action_keys = self._env_keys(k_act, n)
+            action = jax.vmap(lambda k, l: jax.random.categorical(k, l))(
+                action_keys, logits.reshape(n, a, -1)
+            ).astype(jnp.int32)
+            log_prob = jnp.take_along_axis(
+                jax.nn.log_softmax(logits.reshape(n, a, -1)), action[..., None], -1
+            )[..., 0]
 
-        obs_st, state_st, reward, terminated, truncated, _ = jax.vmap(self.env.step_env)(
-            self._env_keys(k_env, n), rs.env_state, action, rs.env_params
-        )
+        with jax.named_scope("env_step"):
+            obs_st, state_st, reward, terminated, truncated, _ = jax.vmap(self.env.step_env)(
+                self._env_keys(k_env, n), rs.env_state, action, rs.env_params
+            )
         reward = reward.astype(jnp.float32)
         truncated = truncated & ~terminated
         done = jnp.all(terminated | truncated, axis=-1)
@@ -187,7 +197,8 @@ class Rollout:
             # price of reading the predicate back to the host on GPUs.
             final_value = jax.lax.cond(jnp.any(truncated), final_values, no_truncation)
         else:  # "dense": always compute it; no host round trip inside the scan
-            final_value = final_values()
+            with jax.named_scope("final_value"):
+                final_value = final_values()
 
         episode_return = rs.episode_return + reward
         episode_length = rs.episode_length + 1
@@ -211,10 +222,19 @@ class Rollout:
             sums[f"env_agent/{name}"] = w * value_a.astype(jnp.float32).mean(-1)
 
         # Auto-reset (see module doc).
+        with jax.named_scope("auto_reset"):
+            new_rs = self._auto_reset(cstate, rs, k_reset, done, state_st, obs_st, carry, episode_return,
+                                      episode_length, staged)
+        return new_rs, transition, sums
+
+    def _auto_reset(self, cstate, rs, k_reset, done, state_st, obs_st, carry, episode_return, episode_length,
+                    staged=None):
+        n = self.num_envs
         pool = ()
         if self.refresh:
             (entries, write, take) = rs.pool
-            fresh = self._fresh_episodes(cstate, self._pool_keys(k_reset, self.refresh))
+            fresh = staged if staged is not None else self._fresh_episodes(
+                cstate, self._pool_keys(k_reset, self.refresh))
             slots = (write[0] + jnp.arange(self.refresh)) % self.pool_size
             entries = jax.tree.map(lambda e, f: e.at[slots].set(f), entries, fresh)
             pool_obs, pool_state, pool_params, pool_tasks = entries
@@ -244,7 +264,7 @@ class Rollout:
             episode_length=jnp.where(done, 0, episode_length),
             pool=pool,
         )
-        return new_rs, transition, sums
+        return new_rs
 
     # ------------------------------------------------------------------ T steps
     def run(self, params, cstate, rs: RolloutState, key):
@@ -253,9 +273,10 @@ class Rollout:
         n, a = self.num_envs, self.num_agents
         chunks = self.num_steps // self.horizon
 
-        def inner(carry, k):
+        def inner(carry, xs):
             rs, sums = carry
-            rs, tr, s = self.step(params, cstate, rs, k)
+            k, staged = xs
+            rs, tr, s = self.step(params, cstate, rs, k, staged)
             sums = jax.tree.map(jnp.add, sums, s)
             return (rs, sums), tr
 
@@ -268,8 +289,14 @@ class Rollout:
         names = ["episodes", "overview/reward", "overview/episode_length"]
         names += [f"env_agent/{name}" for name in self._stat_names(rs)]
         zero_sums = {name: jnp.zeros(n, jnp.float32) for name in names}
+        key, k_stage = jax.random.split(key)
         keys = jax.random.split(key, self.num_steps).reshape(chunks, self.horizon, -1)
-        (rs, sums), (tr, start_carries) = jax.lax.scan(outer, (rs, zero_sums), keys)
+        staged = None
+        if self.refresh:   # every pool replacement of this rollout, generated in one batch
+            with jax.named_scope("auto_reset"):
+                staged = self._fresh_episodes(cstate, self._pool_keys(k_stage, self.refresh * self.num_steps))
+            staged = jax.tree.map(lambda x: x.reshape((chunks, self.horizon, self.refresh) + x.shape[1:]), staged)
+        (rs, sums), (tr, start_carries) = jax.lax.scan(outer, (rs, zero_sums), (keys, staged))
         sums = {name: total.sum() for name, total in sums.items()}
         tr = jax.tree.map(lambda x: x.reshape((self.num_steps,) + x.shape[2:]), tr)
         reset_rows = jnp.repeat(rs.episode_start, a)

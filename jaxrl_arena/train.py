@@ -186,8 +186,9 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     def update_single(ts: TrainState, learn: bool = True):
         key, k_roll, k_learn = jax.random.split(ts.key, 3)
         hp = ts.hp
-        rs, tr, sums, last_value, start_carries = rollout.run(ts.params, ts.curriculum,
-                                                              ts.rollout, k_roll)
+        with jax.named_scope("rollout"):
+            rs, tr, sums, last_value, start_carries = rollout.run(ts.params, ts.curriculum,
+                                                                  ts.rollout, k_roll)
         rows = lambda x: x.reshape((T, local_envs * A) + x.shape[3:])
         values = rows(tr.value)
         advantages = gae(rows(tr.reward), values, rows(tr.terminated), rows(tr.truncated),
@@ -207,9 +208,10 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
             if recurrent else (),
         )
         if learn:
-            params, opt_state, opt_step, metrics = learner.update(
-                ts.params, ts.opt_state, ts.opt_step, data, hp, k_learn, ts.update
-            )
+            with jax.named_scope("learner"):
+                params, opt_state, opt_step, metrics = learner.update(
+                    ts.params, ts.opt_state, ts.opt_step, data, hp, k_learn, ts.update
+                )
         else:  # rollout + GAE only (benchmarks: where does the time go)
             params, opt_state, opt_step = ts.params, ts.opt_state, ts.opt_step
             metrics = {"train/skipped_steps": jnp.zeros(()),
@@ -218,7 +220,8 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
             task_id=tr.task_id.reshape(-1), done=tr.done.reshape(-1),
             score=tr.episode_score.reshape(-1),
             success=None if tr.episode_success is None else tr.episode_success.reshape(-1))
-        cstate = curriculum.update(ts.curriculum, outcomes, AXIS)
+        with jax.named_scope("curriculum"):
+            cstate = curriculum.update(ts.curriculum, outcomes, AXIS)
 
         # Episode statistics: means over episodes that finished in this update only.
         sums = psum(sums)

@@ -196,3 +196,23 @@ def test_human_maps_load_as_stackable_levels(env4):
     params = env4.level_params(levels)
     assert params.level.ent_type.shape == (len(names), env4.max_entities)
     assert not bool(params.use_generator.any())
+
+
+def test_batched_env_state_is_compact():
+    """Every env holds its state and params, and the rollout selects both at each reset: a
+    generator env's params carry no placeholder level, and a level keeps one int8 segment kind
+    per slot (not per-slot geometry), so an env's state stays under 48 KB (it was 129 KB, plus
+    110 KB of params)."""
+    env = NppEnv(obs_kind="grid", level_source="generator")
+    params = env.named_tasks()["simplest"]
+    assert params.level is None
+    _, state = jax.eval_shape(env.reset_env, jax.random.PRNGKey(0), params)
+    nbytes = lambda t: sum(np.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(t))
+    assert nbytes(params) < 1024
+    assert nbytes(state) < 48 * 1024
+    assert state.level.seg_kind.dtype == jnp.int8
+    # the batched schedule has no host round trip per loop iteration and stays exact
+    assert env.tick_options.depen_loop == "fixed" and env.tick_options.is_reference
+    with pytest.raises(ValueError, match="exact schedule"):
+        from envs.npp.sim import TickOptions
+        NppEnv(tick_options=TickOptions(depen_cap=4))

@@ -13,6 +13,8 @@ from envs.npp.sim import REFERENCE, TickOptions, init_state, tick_stats
 
 FILE = npp_golden_dir() / "trajectories" / "replay__shared__20251023_113753_train_very_simple_100008.npz"
 ALT = TickOptions(depen_loop="fixed", depen_unroll=2, unroll_substeps=False, vector_logical=False)
+# the batched env's schedule (NppEnv.default_tick_options): blocks of a fixed loop, switch pass without a loop
+BATCHED = TickOptions(depen_loop="fixed", depen_block=4, switch_passes=1)
 
 
 def _run(level, hor, jump, options):
@@ -26,7 +28,8 @@ def _run(level, hor, jump, options):
 
 
 def test_exact_schedules_are_bit_identical_and_match_the_golden_run():
-    assert ALT.is_reference and REFERENCE.is_reference and not TickOptions(depen_cap=8).is_reference
+    assert ALT.is_reference and BATCHED.is_reference and REFERENCE.is_reference
+    assert not TickOptions(depen_cap=8).is_reference
     z = np.load(FILE)
     with x64_scope():
         level = load_map(z["map_bytes"].tobytes(), max_entities=64)     # types (1, 2, 3, 4): vectorised pass
@@ -35,8 +38,11 @@ def test_exact_schedules_are_bit_identical_and_match_the_golden_run():
         run = jax.jit(_run, static_argnums=3)
         ref = jax.tree.map(np.asarray, run(level, hor, jump, REFERENCE))
         alt = jax.tree.map(np.asarray, run(level, hor, jump, ALT))
-    for a, b in zip(ref, alt):
+        batched = jax.tree.map(np.asarray, run(level, hor, jump, BATCHED))
+        assert int((np.asarray(level.ent_type) == 4).sum()) == 1     # one exit switch: switch_passes=1 is exact
+    for a, b, c in zip(ref, alt, batched):
         np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
     x, y, vx, vy, state, _, gold = ref[:7]
     for got, key in ((x, "x"), (y, "y"), (vx, "vx"), (vy, "vy")):
         assert np.abs(got - z[key][1:]).max() <= 1e-9, key

@@ -90,3 +90,22 @@ def test_segment_table_shapes_and_jit():
     # a fully random level keeps every cell within 8 slots and has a few thousand segments (spec §2.5)
     n = int(geo["seg_valid"].sum())
     assert 2500 < n < 4000
+
+
+def test_segment_kinds_decode_to_the_full_tables():
+    """A Level stores only ``seg_kind``; decoding it (as geometry.gather_segments does) gives
+    back every slot's validity, arc/convex flags and geometry of the full tables."""
+    tiles = jnp.asarray(padded_tiles(np.random.default_rng(1).integers(0, 34, (C.INNER_W, C.INNER_H))))
+    geo = jax.tree.map(np.asarray, build_tile_geometry_jit(tiles))
+    kind = geo["seg_kind"].astype(np.int32)
+    assert geo["seg_kind"].dtype == np.int8
+    np.testing.assert_array_equal(kind >= 0, geo["seg_valid"])
+    k = np.maximum(kind, 0)
+    cx, cy = np.meshgrid(np.arange(C.GRID_W), np.arange(C.GRID_H), indexing="ij")
+    origin = np.stack([24 * cx, 24 * cy, 24 * cx, 24 * cy], -1)[:, :, None, :]
+    geom = C.SEG_KIND_LOCAL[k] + C.SEG_KIND_SHIFT[k] * origin
+    v = geo["seg_valid"]
+    np.testing.assert_array_equal(geom[v], geo["seg_geom"][v])
+    np.testing.assert_array_equal(C.SEG_KIND_ARC[k][v], geo["seg_arc"][v])
+    np.testing.assert_array_equal(C.SEG_KIND_CONVEX[k][v], geo["seg_convex"][v])
+    assert geo["seg_arc"].any() and geo["seg_convex"].any() and (~geo["seg_arc"][v]).any()

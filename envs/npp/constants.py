@@ -169,3 +169,44 @@ for _tid, _row in {
 
 SEG_SLOTS = 8          # tile segments per cell (tile 1 has 8, every other id <= 7)
 ARC_RADIUS = 24
+
+
+def _segment_kinds():
+    """Every segment a cell slot can hold, as a small static table (a level stores only the
+    kind per slot, ``int8``, -1 = empty; tiles.build_tile_geometry picks the kinds):
+
+    * kinds ``0 .. NUM_TILE_IDS-1``: tile id ``k``'s own non-orthogonal segment;
+    * kinds ``NUM_TILE_IDS + 2 * (c - 1) + (s == 1)`` for half-edge candidate ``c`` in 1..12
+      (1..6 horizontal with column 0..1 outer / row 0..2 inner, 7..12 vertical with column
+      0..2 outer / row 0..1 inner) and the sign ``s`` of its half-edge sum.
+
+    Returns ``local int32[K, 4]`` (tile-local px), ``shift int32[K, 4]`` (1 where the cell's
+    origin ``24 * (cx, cy, cx, cy)`` is added: not to an arc's quadrant), ``arc bool[K]``,
+    ``convex bool[K]``."""
+    n = NUM_TILE_IDS + 24
+    local = np.zeros((n, 4), np.int32)
+    shift = np.ones((n, 4), np.int32)
+    arc = np.zeros(n, bool)
+    convex = np.zeros(n, bool)
+    for t in range(NUM_TILE_IDS):
+        kind, a, b, c, d, cv = TILE_NONORTH[t]
+        local[t] = (a, b, c, d)
+        arc[t] = kind == 2
+        convex[t] = cv == 1
+        if kind == 2:
+            shift[t, 2:] = 0
+    for cand in range(1, 13):
+        for pos in (0, 1):
+            k = NUM_TILE_IDS + 2 * (cand - 1) + pos
+            if cand <= 6:      # horizontal half-edge at column c, row r of the cell's lattice
+                c, r = divmod(cand - 1, 3)
+                x0, y = 12 * c, 12 * r
+                local[k] = (x0, y, x0 + 12, y) if pos else (x0 + 12, y, x0, y)
+            else:              # vertical
+                c, r = divmod(cand - 7, 2)
+                x, y0 = 12 * c, 12 * r
+                local[k] = (x, y0 + 12, x, y0) if pos else (x, y0, x, y0 + 12)
+    return local, shift, arc, convex
+
+
+SEG_KIND_LOCAL, SEG_KIND_SHIFT, SEG_KIND_ARC, SEG_KIND_CONVEX = _segment_kinds()

@@ -840,7 +840,7 @@ def _lex_after(rc, stamp, f):
     return (rc > rf) | ((rc == rf) & ((stamp > sf) | ((stamp == sf) & (rows > f))))
 
 
-def _logical_vectorised(level, n, e, counter, switch_hit, kinds):
+def _logical_vectorised(level, n, e, counter, switch_hit, kinds, switch_passes: int = 0):
     """The ordered pass of ``logical_collisions`` for mines, gold, exit doors and exit switches
     as array ops over the table (same results as the row loop).
 
@@ -884,19 +884,33 @@ def _logical_vectorised(level, n, e, counter, switch_hit, kinds):
                           state=e.state.at[door].set(1))
             return left.at[i].set(False), e, counter + 1
 
-        _, e, counter = lax.while_loop(cond, body, (sw_hit, e, counter))
+        def masked(c_):
+            left, e0, counter0 = c_
+            left1, e1, counter1 = body(c_)
+            any_left = jnp.any(left)
+            return (left1 & any_left, jax.tree.map(lambda a, b: jnp.where(any_left, a, b), e1, e0),
+                    jnp.where(any_left, counter1, counter0))
+
+        if switch_passes > 0:
+            # no loop (a vmapped while-loop reads its predicate back to the host on GPUs)
+            c_ = (sw_hit, e, counter)
+            for _ in range(switch_passes):
+                c_ = masked(c_)
+            _, e, counter = c_
+        else:
+            _, e, counter = lax.while_loop(cond, body, (sw_hit, e, counter))
         switch_hit = switch_hit | jnp.any(sw_hit)
     return n, e, counter, jnp.zeros_like(n.x), switch_hit
 
 
-def logical_collisions(level, n, e, counter, switch_hit, vectorised: bool = True):
+def logical_collisions(level, n, e, counter, switch_hit, vectorised: bool = True, switch_passes: int = 0):
     """The ninja's logical collisions with the entities of the 3 x 3 cells around it, in
     gather order. ``vectorised`` (static): levels whose traced types all have vectorised
     kinds (mines, gold, exit, switch: generated levels) skip the sort and the row loop."""
     kinds = logical_kind_table()[level.ent_type]
     present_kinds = {LOGICAL_KIND[t] for t in level.entity_types if t in LOGICAL_KIND}
     if vectorised and present_kinds and present_kinds <= _VECTOR_KINDS:
-        return _logical_vectorised(level, n, e, counter, switch_hit, kinds)
+        return _logical_vectorised(level, n, e, counter, switch_hit, kinds, switch_passes)
     order, count = neighbourhood_rows(level, e, n.x, n.y, kinds > 0)
     present = sorted({LOGICAL_KIND[t] for t in level.entity_types if t in LOGICAL_KIND})
     wall = jnp.zeros_like(n.x)

@@ -35,7 +35,7 @@ from envs.npp import rewards as R
 from envs.npp.level import Level
 from envs.npp.levels import (DEFAULT_GEN_MAX_DOORS, DEFAULT_GEN_MAX_ENTITIES, GEN_ENTITY_TYPES, component_labels, corridor_level,
                              geodesic_distance, cell_of_px)
-from envs.npp.sim import action_to_inputs, init_state, tick
+from envs.npp.sim import TickOptions, action_to_inputs, init_state, tick
 from envs.npp.state import SimState
 
 DEFAULT_MAX_FRAMES = 20_000
@@ -45,7 +45,7 @@ LOCAL_CELLS = 13
 
 @struct.dataclass
 class NppParams:
-    level: Level                  # used when use_generator is False
+    level: Level | None           # used when use_generator is False (None: generator-only env)
     stage: G.StageParams          # used when use_generator is True
     use_generator: jax.Array      # bool
     reward: R.RewardWeights
@@ -72,7 +72,7 @@ class NppEnv(MultiAgentEnv):
     def __init__(self, obs_kind: str = "state", frame_skip: int = 4, max_frames: int = DEFAULT_MAX_FRAMES,
                  max_entities: int = DEFAULT_GEN_MAX_ENTITIES, max_doors: int = DEFAULT_GEN_MAX_DOORS,
                  entity_types=GEN_ENTITY_TYPES, level_source: str = "mixed", geodesic: bool = False,
-                 default_stage: str = "simplest", dtype=jnp.float32):
+                 default_stage: str = "simplest", dtype=jnp.float32, tick_options: TickOptions | None = None):
         if obs_kind not in OBS_KINDS:
             raise ValueError(f"obs_kind must be one of {OBS_KINDS}, got {obs_kind!r}")
         if level_source not in ("mixed", "fixed", "generator"):
@@ -87,6 +87,22 @@ class NppEnv(MultiAgentEnv):
         self.geodesic = bool(geodesic)
         self.default_stage = default_stage
         self.dtype = dtype
+        if tick_options is None:
+            tick_options = self.default_tick_options(level_source)
+        if not tick_options.is_reference:
+            raise ValueError(f"tick_options must be an exact schedule (TickOptions.is_reference), got {tick_options}")
+        self.tick_options = tick_options
+
+    @staticmethod
+    def default_tick_options(level_source: str) -> TickOptions:
+        """The exact schedule for batched (vmapped) envs on accelerators. Under ``vmap`` a
+        ``while_loop`` runs until its slowest env stops and, on GPUs, reads its predicate back to
+        the host every iteration; in training some env of a large batch almost always needs the
+        full 32 depenetration steps (wall slides into corners), so a fixed-count loop with a done
+        mask (no read-back; 4 steps per iteration, so fewer launches and loop-carry copies) is the
+        faster exact schedule, and generated levels (one exit switch) take their switch pass
+        without a loop."""
+        return TickOptions(depen_loop="fixed", depen_block=4, switch_passes=1 if level_source == "generator" else 0)
 
     # ------------------------------------------------------------------ params
     def generate_level(self, key, stage) -> Level:
@@ -97,10 +113,14 @@ class NppEnv(MultiAgentEnv):
         """Params for a fixed ``level`` (use_generator False) or a generator ``stage``."""
         st = stage if isinstance(stage, G.StageParams) else G.stage_params(stage or self.default_stage)
         use_gen = level is None
-        if level is None:   # placeholder fixed level (cheap, host-built); the generator is used
+        if level is None and self.level_source != "generator":
+            # placeholder fixed level (cheap, host-built); the generator is used
             level = corridor_level(max_entities=self.max_entities, entity_types=self.entity_types,
                                    max_doors=self.max_doors)
-        if level.entity_types != self.entity_types or level.max_entities != self.max_entities:
+        # A "generator" env's params carry no level: every env holds its params, and the
+        # rollout selects them at each reset, so a 110 KB placeholder per env was pure traffic.
+        if level is not None and (level.entity_types != self.entity_types
+                                  or level.max_entities != self.max_entities):
             raise ValueError(f"level has entity_types {level.entity_types} / capacity {level.max_entities}; "
                              f"this env needs {self.entity_types} / {self.max_entities}")
         return NppParams(level=level, stage=st, use_generator=jnp.asarray(use_gen),
@@ -166,7 +186,8 @@ class NppEnv(MultiAgentEnv):
         return jax.tree.map(lambda g, f: jnp.where(params.use_generator, g, f), gen, params.level)
 
     def reset_env(self, key, params: NppParams):
-        level = self._pick_level(key, params)
+        with jax.named_scope("level"):
+            level = self._pick_level(key, params)
         sim = init_state(level, self.dtype)
         passable = level.tiles.astype(jnp.int32) == 0
         labels = component_labels(passable)
@@ -193,7 +214,7 @@ class NppEnv(MultiAgentEnv):
     def _frames(self, sim: SimState, level: Level, hor, jump):
         def body(carry, _):
             s, done, n = carry
-            new = tick(s, level, hor, jump)
+            new = tick(s, level, hor, jump, self.tick_options)
             s = jax.tree.map(lambda a, b: jnp.where(done, a, b), s, new)
             n = n + (~done).astype(jnp.int32)
             done = done | s.won | s.dead
@@ -207,17 +228,22 @@ class NppEnv(MultiAgentEnv):
         a = jnp.asarray(action).reshape(-1)[0]
         hor, jump = action_to_inputs(a)
         level = state.level
-        sim, n_frames = self._frames(state.sim, level, hor, jump)
+        with jax.named_scope("frames"):
+            sim, n_frames = self._frames(state.sim, level, hor, jump)
         won, dead = sim.won, sim.dead
-        sw, door = O.goal_positions(sim, level)
-        pos = jnp.stack([sim.ninja.x, sim.ninja.y]).astype(jnp.float32)
-        gsw, gex = state.geo if state.geo is not None else (jnp.zeros((44, 25)), jnp.zeros((44, 25)))
-        r, tr, _ = R.step_reward(params.reward, state.trackers, pos, sw, door, sim.switch_hit, won, dead, gsw, gex)
+        with jax.named_scope("reward"):
+            sw, door = O.goal_positions(sim, level)
+            pos = jnp.stack([sim.ninja.x, sim.ninja.y]).astype(jnp.float32)
+            gsw, gex = state.geo if state.geo is not None else (jnp.zeros((44, 25)), jnp.zeros((44, 25)))
+            r, tr, _ = R.step_reward(params.reward, state.trackers, pos, sw, door, sim.switch_hit, won, dead,
+                                     gsw, gex)
         terminated = won | dead
         truncated = (sim.frame >= params.max_frames) & ~terminated
         state = state.replace(sim=sim, trackers=tr, steps=state.steps + 1, ep_return=state.ep_return + r)
         info = {"frames_executed": n_frames[None], "action_mask": O.action_mask(sim)[None]}
-        return self._obs(state), state, r[None], terminated[None], truncated[None], info
+        with jax.named_scope("observation"):
+            obs = self._obs(state)
+        return obs, state, r[None], terminated[None], truncated[None], info
 
     # ------------------------------------------------------------------ observations
     def _state_vec(self, state: NppState):

@@ -19,8 +19,14 @@ from envs.npp import constants as C
 
 def sqrt(x):
     """``jnp.sqrt`` that XLA may not fold into a following division (``a / sqrt(b)`` would become
-    ``a * rsqrt(b)``, which is not correctly rounded); keeps float64 bit-exact with nclone."""
-    return lax.optimization_barrier(jnp.sqrt(x))
+    ``a * rsqrt(b)``, which is not correctly rounded); keeps float64 bit-exact with nclone.
+
+    Only float64 gets the barrier: it also ends XLA's fusions, and float32 (training) is not
+    bit-exact with the float64 reference anyway, so there XLA may fuse the physics freely."""
+    x = jnp.asarray(x)
+    if x.dtype == jnp.float64:
+        return lax.optimization_barrier(jnp.sqrt(x))
+    return jnp.sqrt(x)
 
 
 class Segs(NamedTuple):
@@ -68,10 +74,15 @@ def gather_segments(level, door_closed, x1, y1, x2, y2, width: int, dtype) -> Se
         zero = jnp.zeros((), jnp.int32)
         return lax.dynamic_slice(a, (sx, sy) + (zero,) * (a.ndim - 2), (width, width) + a.shape[2:])
 
-    t_valid = sl(level.seg_valid) & cell_ok[..., None]                 # [W, W, 8]
-    t_arc = sl(level.seg_arc)
-    t_geom = sl(level.seg_geom).astype(dtype)
-    t_convex = sl(level.seg_convex)
+    kind = sl(level.seg_kind).astype(jnp.int32)                        # [W, W, 8], -1 empty
+    t_valid = (kind >= 0) & cell_ok[..., None]
+    k = jnp.maximum(kind, 0)
+    t_arc = jnp.asarray(C.SEG_KIND_ARC)[k]
+    t_convex = jnp.asarray(C.SEG_KIND_CONVEX)[k]
+    # tile-local geometry + the cell's origin (integers: exact in any float dtype)
+    origin = jnp.stack(jnp.broadcast_arrays(24 * cxs[:, None], 24 * cys[None, :]), -1)   # [W, W, 2]
+    origin = jnp.concatenate([origin, origin], -1)[:, :, None, :]                       # [W, W, 1, 4]
+    t_geom = (jnp.asarray(C.SEG_KIND_LOCAL)[k] + jnp.asarray(C.SEG_KIND_SHIFT)[k] * origin).astype(dtype)
 
     if not {C.T_DOOR_REGULAR, C.T_DOOR_LOCKED, C.T_DOOR_TRAP} & set(level.entity_types):
         # static: a level without door types has only tile segments

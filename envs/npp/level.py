@@ -27,10 +27,8 @@ DEFAULT_MAX_DOORS = 8
 class Level:
     # --- tiles (indexed [x, y] over the padded 44 x 25 grid)
     tiles: jax.Array          # int8[44, 25]
-    seg_valid: jax.Array      # bool[44, 25, 8]
-    seg_arc: jax.Array        # bool[44, 25, 8]
-    seg_geom: jax.Array       # int16[44, 25, 8, 4]
-    seg_convex: jax.Array     # bool[44, 25, 8]
+    seg_kind: jax.Array       # int8[44, 25, 8] segment kind per slot (constants.SEG_KIND_*), -1 empty;
+                              # 8.8 KB instead of 97 KB of per-slot geometry (the env state holds it)
     edge_hor: jax.Array       # int8[89, 51]  tile part of the grid-edge table (XOR bits)
     edge_ver: jax.Array       # int8[89, 51]
     spawn: jax.Array          # float[2] px
@@ -118,9 +116,8 @@ def level_from_parsed(pm: ParsedMap, max_entities: int = DEFAULT_MAX_ENTITIES,
     geo = build_tile_geometry_jit(jnp.asarray(tiles))
     f = lambda a: jnp.asarray(a)  # float64 under jax_enable_x64, else float32
     return Level(
-        # compact storage: coordinates are multiples of 12 px (<= 1056), edge bits are 0/1
-        tiles=jnp.asarray(tiles, jnp.int8), seg_valid=geo["seg_valid"], seg_arc=geo["seg_arc"],
-        seg_geom=geo["seg_geom"].astype(jnp.int16), seg_convex=geo["seg_convex"],
+        # compact storage: segment kinds, edge bits are 0/1
+        tiles=jnp.asarray(tiles, jnp.int8), seg_kind=geo["seg_kind"],
         edge_hor=geo["edge_hor"].astype(jnp.int8), edge_ver=geo["edge_ver"].astype(jnp.int8),
         spawn=f(np.array(pm.spawn, np.float64)), death_ball_count=jnp.asarray(pm.death_ball_count, jnp.int32),
         ent_type=jnp.asarray(etype), ent_pos=f(pos), ent_orient=jnp.asarray(orient), ent_mode=jnp.asarray(mode),

@@ -53,8 +53,7 @@ def build_level(tiles, spawn, switch_pos, exit_pos, mine_pos, mine_valid,
                            jnp.where(mine_valid[:, None], mine_pos, 0).astype(ftype)])
     in_grid = jnp.concatenate([jnp.array([False, True]), mine_valid])
     return Level(
-        tiles=tiles.astype(jnp.int8), seg_valid=geo["seg_valid"], seg_arc=geo["seg_arc"],
-        seg_geom=geo["seg_geom"].astype(jnp.int16), seg_convex=geo["seg_convex"],
+        tiles=tiles.astype(jnp.int8), seg_kind=geo["seg_kind"],
         edge_hor=geo["edge_hor"].astype(jnp.int8), edge_ver=geo["edge_ver"].astype(jnp.int8),
         spawn=jnp.asarray(spawn, ftype), death_ball_count=jnp.int32(0),
         ent_type=etype, ent_pos=pos, ent_orient=jnp.full(E, -1, jnp.int32), ent_mode=jnp.zeros(E, jnp.int32),

@@ -112,7 +112,8 @@ def _depen_step(n: Ninja, segs):
     return stop, m
 
 
-def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "while", unroll: int = 0):
+def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "while", unroll: int = 0,
+                block: int = 1):
     """Up to ``cap`` depenetration steps against the fixed candidate set ``segs``.
 
     Returns (ninja, evaluations), evaluations = closest-point searches run (1..cap). Every
@@ -122,7 +123,8 @@ def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "whil
     * ``loop="while"``: a ``lax.while_loop`` that exits once the env stopped (under ``vmap``:
       once every env in the batch stopped; on GPUs each iteration reads the predicate back), or
     * ``loop="fixed"``: a ``lax.fori_loop`` of exactly the remaining count with a done mask
-      (known trip count: no predicate read-back, but every step is paid).
+      (known trip count: no predicate read-back, but every step is paid), ``block`` masked steps
+      per loop iteration.
     """
     def masked(carry):
         i, done, n = carry
@@ -146,7 +148,7 @@ def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "whil
 
             carry = lax.while_loop(cond, body, carry)
         elif loop == "fixed":
-            carry = lax.fori_loop(0, rest, lambda _, c: masked(c), carry)
+            carry = lax.fori_loop(0, rest, lambda _, c: masked(c), carry, unroll=max(1, min(int(block), rest)))
         else:
             raise ValueError(f"depenetration loop must be 'while' or 'fixed', got {loop!r}")
     i, _, n = carry
@@ -154,7 +156,7 @@ def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "whil
 
 
 def collide_vs_tiles(n: Ninja, level, door_closed, dtype, cap: int = C.DEPEN_ITERATIONS, loop: str = "while",
-                     unroll: int = 0, sweep: bool = True):
+                     unroll: int = 0, sweep: bool = True, block: int = 1):
     """Sweep from integrate's old position, then up to ``cap`` (reference: 32) depenetration steps
     (spec §3.8). Returns (ninja, closest-point searches run). ``sweep=False`` (profiling only,
     not the reference) skips the anti-tunnelling sweep."""
@@ -165,7 +167,7 @@ def collide_vs_tiles(n: Ninja, level, door_closed, dtype, cap: int = C.DEPEN_ITE
         n = n.replace(x=n.x_old + t * dx, y=n.y_old + t * dy)
     r = C.NINJA_RADIUS
     segs = gather_segments(level, door_closed, n.x - r, n.y - r, n.x + r, n.y + r, 2, dtype)
-    return depenetrate(n, segs, cap, loop, unroll)
+    return depenetrate(n, segs, cap, loop, unroll, block)
 
 
 def tile_wall_normal(n: Ninja, level, door_closed, dtype, acc):

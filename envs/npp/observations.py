@@ -238,7 +238,7 @@ def _entity_planes(sim, level, rows, cols, scale, oy, ox):
 def state_plane(vec):
     """Features in [-1, 1] -> uint8 in the first ``len(vec)`` row-major pixels of a [25, 44] plane."""
     q = jnp.round((jnp.clip(vec, -1, 1) + 1) * 127.5).astype(jnp.uint8)
-    return jnp.zeros(GRID_H * GRID_W, jnp.uint8).at[:vec.shape[0]].set(q).reshape(GRID_H, GRID_W)
+    return jnp.concatenate([q, jnp.zeros(GRID_H * GRID_W - vec.shape[0], jnp.uint8)]).reshape(GRID_H, GRID_W)
 
 
 def grid(sim, level, half_occ, cell_occ, visited, state_vec):
@@ -248,15 +248,19 @@ def grid(sim, level, half_occ, cell_occ, visited, state_vec):
     hx = jnp.floor(x / 12).astype(jnp.int32)
     hy = jnp.floor(y / 12).astype(jnp.int32)
     # local window: rows hy-12 .. hy+12, cols hx-22 .. hx+21 of the half-cell grid, solid outside
-    padded = jnp.pad(half_occ, ((GRID_H, GRID_H), (GRID_W, GRID_W)), constant_values=255)
-    import jax
-    local_solid = jax.lax.dynamic_slice(padded, (hy - 12 + GRID_H, hx - 22 + GRID_W), (GRID_H, GRID_W))
+    # (a masked gather: padding the grid first would write a 4x larger copy per env and step)
+    rows = hy - 12 + jnp.arange(GRID_H)
+    cols = hx - 22 + jnp.arange(GRID_W)
+    inside = ((rows >= 0) & (rows < half_occ.shape[0]))[:, None] & ((cols >= 0) & (cols < half_occ.shape[1]))[None, :]
+    local_solid = jnp.where(inside, half_occ[jnp.clip(rows, 0, half_occ.shape[0] - 1)[:, None],
+                                             jnp.clip(cols, 0, half_occ.shape[1] - 1)[None, :]], jnp.uint8(255))
     oy = (hy - 12).astype(jnp.float32) * 12
     ox = (hx - 22).astype(jnp.float32) * 12
     l_mine, l_goal, l_door = _entity_planes(sim, level, GRID_H, GRID_W, 12.0, oy, ox)
     g_mine, g_goal, _ = _entity_planes(sim, level, GRID_H, GRID_W, 24.0, 0.0, 0.0)
     cx, cy = cell_of_px(jnp.stack([x, y]))
-    ninja = jnp.zeros((GRID_H, GRID_W), jnp.uint8).at[cy, cx].set(255)
+    ninja = jnp.where((jnp.arange(GRID_H)[:, None] == cy) & (jnp.arange(GRID_W)[None, :] == cx),
+                      jnp.uint8(255), jnp.uint8(0))
     vis = jnp.where(visited.T, 255, 0).astype(jnp.uint8)
     return jnp.stack([local_solid, l_mine, l_goal, l_door, cell_occ, g_mine, g_goal, ninja, vis,
                       state_plane(state_vec)])

@@ -93,6 +93,10 @@ class TickOptions:
     depen_cap: int = C.DEPEN_ITERATIONS
     depen_loop: str = "while"        # "while" (early exit) or "fixed" (fori_loop with a done mask)
     depen_unroll: int = 0            # masked depenetration steps traced inline before the loop
+    depen_block: int = 1             # "fixed": masked steps per loop iteration (fori_loop unroll)
+    # Exit switches hit in one frame: 0 = a while-loop over them (any level); k > 0 = k masked
+    # passes, no loop (exact for levels with at most k exit switches, e.g. generated levels: 1).
+    switch_passes: int = 0
     unroll_substeps: bool = True     # the 4 substeps as straight-line code (else a fori_loop)
     vector_logical: bool = True      # mines/gold/exit/switch-only levels: logical pass as array ops
     entities: bool = True
@@ -122,7 +126,7 @@ def _physics(level: Level, n: Ninja, e: Entities, counter, switch_hit, opts: Tic
         if not opts.tiles:
             return n, e, jnp.int32(0)
         n, evals = collide_vs_tiles(n, level, e.door_closed, dtype, opts.depen_cap, opts.depen_loop,
-                                    opts.depen_unroll, opts.sweep)
+                                    opts.depen_unroll, opts.sweep, opts.depen_block)
         return n, e, evals
 
     if opts.unroll_substeps:
@@ -140,7 +144,7 @@ def _physics(level: Level, n: Ninja, e: Entities, counter, switch_hit, opts: Tic
         n, e, evals = lax.fori_loop(0, C.SUBSTEPS, body, (n, e, jnp.zeros(C.SUBSTEPS, jnp.int32)))
     if opts.entities:
         n, e, counter, wall, switch_hit = ENT.logical_collisions(level, n, e, counter, switch_hit,
-                                                                     opts.vector_logical)
+                                                                     opts.vector_logical, opts.switch_passes)
     else:
         wall = jnp.zeros_like(n.x)
     wall = tile_wall_normal(n, level, e.door_closed, dtype, wall)

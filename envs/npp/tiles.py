@@ -54,7 +54,8 @@ def build_tile_geometry(tiles: jax.Array) -> dict:
     """Per-cell segment tables, shape ``[44, 25, 8]`` (+ trailing coordinate axis).
 
     Returns a dict with
-      ``seg_valid bool``, ``seg_arc bool`` (slot is an arc, else a line),
+      ``seg_kind int8`` (the slot's entry of ``constants.SEG_KIND_*``, -1 empty: what a
+      ``Level`` stores; the rest follows from it and the cell), ``seg_valid bool``, ``seg_arc bool`` (slot is an arc, else a line),
       ``seg_geom int32[..., 4]`` (x1, y1, x2, y2 for lines; cx, cy, hor, ver for arcs),
       ``seg_convex bool``, plus the signed lattices ``half_hor/half_ver`` and the XOR
       grid-edge tables ``edge_hor/edge_ver``.
@@ -77,6 +78,7 @@ def build_tile_geometry(tiles: jax.Array) -> dict:
     cands_arc = [kind == 2]
     cands_geom = [geom0]
     cands_convex = [nonorth[..., 5] == 1]
+    cands_kind = [tiles]                                   # constants.SEG_KIND_*: tile's own segment
 
     def pad_get(arr, kx, ky):
         return arr[jnp.clip(kx, 0, C.HALF_W - 1), jnp.clip(ky, 0, C.HALF_H - 1)]
@@ -95,6 +97,7 @@ def build_tile_geometry(tiles: jax.Array) -> dict:
             cands_arc.append(jnp.zeros_like(owned))
             cands_geom.append(geom)
             cands_convex.append(jnp.zeros_like(owned))
+            cands_kind.append(C.NUM_TILE_IDS + 2 * (len(cands_kind) - 1) + (s == 1))
     # --- candidates 7..12: owned vertical half-edges, kx outer / ky inner
     for c in range(3):
         for r in range(2):
@@ -109,6 +112,7 @@ def build_tile_geometry(tiles: jax.Array) -> dict:
             cands_arc.append(jnp.zeros_like(owned))
             cands_geom.append(geom)
             cands_convex.append(jnp.zeros_like(owned))
+            cands_kind.append(C.NUM_TILE_IDS + 2 * (len(cands_kind) - 1) + (s == 1))
 
     valid = jnp.stack(cands_valid, -1)                     # [44, 25, 13]
     slot = jnp.cumsum(valid, -1) - 1                       # compacted slot, order preserved
@@ -124,7 +128,9 @@ def build_tile_geometry(tiles: jax.Array) -> dict:
 
     geom = jnp.stack(cands_geom, 2)                        # [44, 25, 13, 4]
     edge_hor, edge_ver = grid_edges(tiles)
+    kinds = jnp.stack([jnp.where(v, k, -1) for v, k in zip(cands_valid, cands_kind)], -1)
     return dict(
+        seg_kind=compact(kinds.astype(jnp.int8), jnp.int8(-1)),
         seg_valid=compact(valid, False),
         seg_arc=compact(jnp.stack(cands_arc, -1), False),
         seg_geom=compact(geom, 0),
