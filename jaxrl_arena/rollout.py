@@ -289,13 +289,13 @@ class Rollout:
         names = ["episodes", "overview/reward", "overview/episode_length"]
         names += [f"env_agent/{name}" for name in self._stat_names(rs)]
         zero_sums = {name: jnp.zeros(n, jnp.float32) for name in names}
-        key, k_stage = jax.random.split(key)
-        keys = jax.random.split(key, self.num_steps).reshape(chunks, self.horizon, -1)
         staged = None
         if self.refresh:   # every pool replacement of this rollout, generated in one batch
+            key, k_stage = jax.random.split(key)
             with jax.named_scope("auto_reset"):
                 staged = self._fresh_episodes(cstate, self._pool_keys(k_stage, self.refresh * self.num_steps))
             staged = jax.tree.map(lambda x: x.reshape((chunks, self.horizon, self.refresh) + x.shape[1:]), staged)
+        keys = jax.random.split(key, self.num_steps).reshape(chunks, self.horizon, -1)
         (rs, sums), (tr, start_carries) = jax.lax.scan(outer, (rs, zero_sums), (keys, staged))
         sums = {name: total.sum() for name, total in sums.items()}
         tr = jax.tree.map(lambda x: x.reshape((self.num_steps,) + x.shape[2:]), tr)

@@ -94,15 +94,21 @@ class NppEnv(MultiAgentEnv):
         self.tick_options = tick_options
 
     @staticmethod
-    def default_tick_options(level_source: str) -> TickOptions:
-        """The exact schedule for batched (vmapped) envs on accelerators. Under ``vmap`` a
-        ``while_loop`` runs until its slowest env stops and, on GPUs, reads its predicate back to
-        the host every iteration; in training some env of a large batch almost always needs the
-        full 32 depenetration steps (wall slides into corners), so a fixed-count loop with a done
-        mask (no read-back; 4 steps per iteration, so fewer launches and loop-carry copies) is the
-        faster exact schedule, and generated levels (one exit switch) take their switch pass
-        without a loop."""
-        return TickOptions(depen_loop="fixed", depen_block=4, switch_passes=1 if level_source == "generator" else 0)
+    def default_tick_options(level_source: str, backend: str | None = None) -> TickOptions:
+        """The exact schedule for batched (vmapped) envs on ``backend`` (default: JAX's).
+
+        On accelerators, a ``while_loop`` under ``vmap`` runs until its slowest env stops and
+        reads its predicate back to the host every iteration; in training some env of a large
+        batch almost always needs the full 32 depenetration steps (wall slides into corners), so
+        a fixed-count loop with a done mask (no read-back; 4 steps per iteration, so fewer
+        launches and loop-carry copies) is the faster schedule there, and generated levels (one
+        exit switch) take their switch pass without a loop. On CPU a loop iteration costs no
+        round trip: the early-exit loops stay (less work, quicker to compile). All are exact."""
+        backend = backend or jax.default_backend()
+        switch_passes = 1 if level_source == "generator" else 0
+        if backend == "cpu":
+            return TickOptions(switch_passes=switch_passes)
+        return TickOptions(depen_loop="fixed", depen_block=4, switch_passes=switch_passes)
 
     # ------------------------------------------------------------------ params
     def generate_level(self, key, stage) -> Level:
@@ -155,7 +161,7 @@ class NppEnv(MultiAgentEnv):
         """Held-out evaluation: ``{stage: episodes fixed levels}`` for every stage of
         ``named_tasks()`` (the spec's per-stage test seeds; ``seed`` is unused because the
         held-out sets are fixed), played by a copy of this env that reads ``params.level``."""
-        fixed = copy.copy(self)
+        fixed = copy.copy(self)   # keeps the tick schedule: held-out levels are generated (one exit switch)
         fixed.level_source = "fixed"
         return fixed, {stage: self.heldout_params(stage, episodes) for stage in self.named_tasks()}
 
