@@ -52,13 +52,10 @@ def scope_of(name: str) -> str:
     """The first of ``SCOPES`` whose parts appear, in order, among the op name's components
     (``vmap(frames)`` counts as ``frames``)."""
     comps = [re.sub(r"^(?:vmap|jit|pmap)\((.*)\)$", r"\1", c) for c in name.split("/")]
-    for s in SCOPES:
-        i = 0
-        for c in comps:
-            if i < len(s.split("/")) and c == s.split("/")[i]:
-                i += 1
-        if i == len(s.split("/")):
-            return s
+    for scope in SCOPES:
+        parts = iter(comps)
+        if all(p in parts for p in scope.split("/")):   # in order: ``in`` consumes the iterator
+            return scope
     return "other"
 
 

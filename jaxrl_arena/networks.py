@@ -40,12 +40,11 @@ def _dense(features: int, gain: float = np.sqrt(2.0), dtype=jnp.float32) -> nn.D
 def _prepare(obs: jax.Array, scale: np.ndarray | None, channels_last: bool = False,
              dtype=jnp.float32) -> jax.Array:
     """uint8/bool/float obs -> ``dtype`` (the layers' arithmetic), times a fixed (per-channel)
-    scale. ``channels_last``: ``[B, C, H, W]`` grids become ``[B, H, W, C]`` *before* the cast,
-    so the layout change moves the 1-byte observation, not a 4-byte copy of it."""
+    scale, given in the layout of the result. ``channels_last``: ``[B, C, H, W]`` grids become
+    ``[B, H, W, C]`` *before* the cast, so the layout change moves the 1-byte observation, not a
+    4-byte copy of it."""
     if channels_last:
         obs = jnp.transpose(obs, (0, 2, 3, 1))
-        if scale is not None:
-            scale = np.moveaxis(np.asarray(scale), 0, -1)     # [C, 1|H, 1|W] -> [1|H, 1|W, C]
     x = obs.astype(dtype)
     if scale is not None:
         x = x * jnp.asarray(scale, dtype)
@@ -201,10 +200,15 @@ class Policy:
         grid = len(self.obs_shape) == 3
         if cfg.kind == "cnn" and not grid:
             raise ValueError(f"policy.kind=cnn needs [C,H,W] observations, got shape {obs_shape}")
+        # Conv torsos (cnn, lstm over grids) read channels-last in the compute dtype; an MLP
+        # flattens the observation as the env gives it.
+        self.conv_input = grid and cfg.kind != "mlp"
         if obs_scale is not None and cfg.obs_scale == "env":
             scale = np.asarray(obs_scale, np.float32)
             # Per-channel scales broadcast over the spatial axes.
             self.obs_scale = scale.reshape(scale.shape + (1,) * (len(self.obs_shape) - scale.ndim))
+            if self.conv_input:  # [C, 1|H, 1|W] -> [1|H, 1|W, C]
+                self.obs_scale = np.moveaxis(self.obs_scale, 0, -1)
         else:
             self.obs_scale = None
         self.is_recurrent = cfg.kind == "lstm"
@@ -216,11 +220,8 @@ class Policy:
             self.module = LSTMActorCritic(self.num_actions, cfg, grid=grid)
 
     def _prepare(self, obs):
-        # conv torsos (cnn, lstm over grids) read channels-last in the compute dtype; an MLP
-        # flattens the observation as the env gives it
-        conv = len(self.obs_shape) == 3 and self.cfg.kind != "mlp"
-        return _prepare(obs, self.obs_scale, channels_last=conv,
-                        dtype=compute_dtype(self.cfg) if conv else jnp.float32)
+        return _prepare(obs, self.obs_scale, channels_last=self.conv_input,
+                        dtype=compute_dtype(self.cfg) if self.conv_input else jnp.float32)
 
     def initial_carry(self, batch: int) -> Any:
         if not self.is_recurrent:

@@ -160,8 +160,8 @@ class Rollout:
 
     # ------------------------------------------------------------------ one step
     def step(self, params, cstate, rs: RolloutState, key, staged=None):
-        """One step of every env. ``staged`` ("pooled" resets): the ``R`` fresh entries that
-        replace pool entries at this step (generated ahead by ``run``); None generates them here."""
+        """One step of every env. ``staged`` ("pooled" resets only): the ``R`` fresh entries
+        that replace pool entries at this step, generated ahead by ``run``."""
         n, a = self.num_envs, self.num_agents
         k_act, k_env, k_reset = jax.random.split(key, 3)
         reset_rows = jnp.repeat(rs.episode_start, a)
@@ -223,48 +223,39 @@ class Rollout:
 
         # Auto-reset (see module doc).
         with jax.named_scope("auto_reset"):
-            new_rs = self._auto_reset(cstate, rs, k_reset, done, state_st, obs_st, carry, episode_return,
-                                      episode_length, staged)
-        return new_rs, transition, sums
+            pool = ()
+            if self.refresh:  # R fresh entries (generated ahead by ``run``) replace pool entries
+                (entries, write, take) = rs.pool
+                slots = (write[0] + jnp.arange(self.refresh)) % self.pool_size
+                entries = jax.tree.map(lambda e, f: e.at[slots].set(f), entries, staged)
+                pool_obs, pool_state, pool_params, pool_tasks = entries
+                pick = (take[0] + jnp.cumsum(done) - 1) % self.pool_size
+                pool = (entries, (write + self.refresh) % self.pool_size,
+                        (take + jnp.sum(done, dtype=jnp.int32)) % self.pool_size)
+            else:
+                pool_obs, pool_state, pool_params, pool_tasks = self._fresh_episodes(
+                    cstate, self._pool_keys(k_reset)
+                )
+                pick = None if self.pool_size == n else (jnp.cumsum(done) - 1) % self.pool_size
 
-    def _auto_reset(self, cstate, rs, k_reset, done, state_st, obs_st, carry, episode_return, episode_length,
-                    staged=None):
-        n = self.num_envs
-        pool = ()
-        if self.refresh:
-            (entries, write, take) = rs.pool
-            fresh = staged if staged is not None else self._fresh_episodes(
-                cstate, self._pool_keys(k_reset, self.refresh))
-            slots = (write[0] + jnp.arange(self.refresh)) % self.pool_size
-            entries = jax.tree.map(lambda e, f: e.at[slots].set(f), entries, fresh)
-            pool_obs, pool_state, pool_params, pool_tasks = entries
-            pick = (take[0] + jnp.cumsum(done) - 1) % self.pool_size
-            pool = (entries, (write + self.refresh) % self.pool_size,
-                    (take + jnp.sum(done, dtype=jnp.int32)) % self.pool_size)
-        else:
-            pool_obs, pool_state, pool_params, pool_tasks = self._fresh_episodes(
-                cstate, self._pool_keys(k_reset)
+            def select(fresh, old):
+                if pick is not None:  # hand the k-th finished env the reset k mod P
+                    fresh = fresh[pick]
+                mask = done.reshape((n,) + (1,) * (old.ndim - 1))
+                return jnp.where(mask, fresh, old)
+
+            new_rs = RolloutState(
+                env_state=jax.tree.map(select, pool_state, state_st),
+                env_params=jax.tree.map(select, pool_params, rs.env_params),
+                task_id=select(pool_tasks, rs.task_id),
+                obs=jax.tree.map(select, pool_obs, obs_st),
+                carry=carry,
+                episode_start=done,
+                episode_return=jnp.where(done[:, None], 0.0, episode_return),
+                episode_length=jnp.where(done, 0, episode_length),
+                pool=pool,
             )
-            pick = None if self.pool_size == n else (jnp.cumsum(done) - 1) % self.pool_size
-
-        def select(fresh, old):
-            if pick is not None:  # hand the k-th finished env the reset k mod P
-                fresh = fresh[pick]
-            mask = done.reshape((n,) + (1,) * (old.ndim - 1))
-            return jnp.where(mask, fresh, old)
-
-        new_rs = RolloutState(
-            env_state=jax.tree.map(select, pool_state, state_st),
-            env_params=jax.tree.map(select, pool_params, rs.env_params),
-            task_id=select(pool_tasks, rs.task_id),
-            obs=jax.tree.map(select, pool_obs, obs_st),
-            carry=carry,
-            episode_start=done,
-            episode_return=jnp.where(done[:, None], 0.0, episode_return),
-            episode_length=jnp.where(done, 0, episode_length),
-            pool=pool,
-        )
-        return new_rs
+        return new_rs, transition, sums
 
     # ------------------------------------------------------------------ T steps
     def run(self, params, cstate, rs: RolloutState, key):

@@ -153,9 +153,7 @@ class NppEnv(MultiAgentEnv):
 
     def heldout_params(self, stage: str, n: int, seed: int | None = None) -> NppParams:
         """``n`` fixed held-out levels of ``stage`` as params stacked on axis 0 (deterministic)."""
-        levels = G.heldout_set(stage, n, self.max_entities, self.entity_types, self.max_doors, seed)
-        base = self.default_params
-        return jax.vmap(lambda lv: base.replace(level=lv, use_generator=jnp.asarray(False)))(levels)
+        return self.level_params(G.heldout_set(stage, n, self.max_entities, self.entity_types, self.max_doors, seed))
 
     def eval_sets(self, episodes: int, seed: int | None = None) -> tuple["NppEnv", dict]:
         """Held-out evaluation: ``{stage: episodes fixed levels}`` for every stage of
