@@ -434,6 +434,10 @@ TRAIN_VARIANTS = {
     "cnn": ("npp_simplest", "CNN (64,64) + MLP, `grid`", ["env.obs_kind=grid", "policy.kind=cnn"]),
     "grid": ("npp_grid", "recipe `npp_grid`: 2x2-patch CNN (32, 64) + 256, bf16, `grid`", []),
     "grid_f32": ("npp_grid", "`npp_grid` in float32", ["policy.compute_dtype=float32"]),
+    "grid_e2": ("npp_grid", "`npp_grid`, 2 epochs", ["ppo.update_epochs=2"]),
+    "grid_small": ("npp_grid", "`npp_grid` with channels (16, 32)", ["policy.cnn_channels=[16,32]"]),
+    "grid_p4": ("npp_grid", "`npp_grid` with one 4x4-patch conv (64)", [
+        "policy.cnn_channels=[64]", "policy.cnn_kernels=[4]", "policy.cnn_strides=[4]"]),
 }
 
 

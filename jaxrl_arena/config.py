@@ -500,6 +500,12 @@ def validate(cfg: Config, *, num_agents: int = 1, num_devices: int = 1) -> None:
             raise ConfigError(f"{key}={value} must be in [0, 1]")
     if ppo.lr <= 0:
         raise ConfigError(f"ppo.lr={ppo.lr} must be > 0")
+    pol = cfg.policy
+    if not len(pol.cnn_channels) == len(pol.cnn_kernels) == len(pol.cnn_strides):
+        raise ConfigError(
+            f"policy.cnn_channels={list(pol.cnn_channels)}, cnn_kernels={list(pol.cnn_kernels)} and "
+            f"cnn_strides={list(pol.cnn_strides)} must have one entry per conv layer (equal lengths)"
+        )
     if ppo.num_envs == "auto":
         return
     if ppo.num_envs % num_devices:

@@ -55,27 +55,66 @@ class PatchConv(nn.Module):
     """A VALID convolution whose kernel equals its stride (non-overlapping k x k patches) as a
     reshape and one matrix product: the same function and the same parameters (names, shapes,
     initial values) as ``nn.Conv``, but cuBLAS matrix products instead of cuDNN convolutions,
-    which handle few input channels (the N++ grid has 10) with slow generic kernels."""
+    which handle few input channels (the N++ grid has 10) with slow generic kernels.
+
+    Input: ``[B, H, W, C]`` (NHWC), or with ``rows=True`` patch rows ``[B, R, k * k * C]``
+    whose features are ordered ``(ky, kx, c)`` (see :func:`patch_rows`); output ``[B, ho, wo,
+    F]`` or ``[B, R, F]``."""
 
     features: int
     k: int
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x):  # NHWC
-        b, h, w, c = x.shape
+    def __call__(self, x, rows: bool = False):
         k = self.k
-        ho, wo = h // k, w // k
+        if rows:
+            c = x.shape[-1] // (k * k)
+        else:
+            b, h, w, c = x.shape
+            ho, wo = h // k, w // k
+            x = x[:, :ho * k, :wo * k, :].reshape(b, ho, k, wo, k, c).transpose(0, 1, 3, 2, 4, 5)
+            x = x.reshape(b, ho, wo, k * k * c)
         kernel = self.param("kernel", nn.initializers.orthogonal(1.0), (k, k, c, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        x = x[:, :ho * k, :wo * k, :].reshape(b, ho, k, wo, k, c).transpose(0, 1, 3, 2, 4, 5)
-        x = x.reshape(b, ho, wo, k * k * c).astype(self.dtype)
-        y = jnp.dot(x, kernel.reshape(k * k * c, self.features).astype(self.dtype))
+        y = jnp.dot(x.astype(self.dtype), kernel.reshape(k * k * c, self.features).astype(self.dtype))
         return y + bias.astype(self.dtype)
 
 
+def is_patch_stack(kernels: Sequence[int], strides: Sequence[int]) -> bool:
+    """Every layer's kernel equals its stride: the torso runs as :func:`patch_rows` + matmuls."""
+    return len(kernels) > 0 and all(int(k) == int(s) for k, s in zip(kernels, strides))
+
+
+def patch_rows(x: jax.Array, kernels: Sequence[int]) -> jax.Array:
+    """``[B, C, H, W]`` -> the first layer's patches ``[B, R, k0 * k0 * C]`` of a stack of
+    kernel == stride convolutions, with the rows ordered so that every later layer's patches are
+    *consecutive* rows: row = ``(h_L, w_L, ky_L, kx_L, ..., ky_1, kx_1)`` (layer ``L`` last).
+
+    A convolution is the same matrix product at every output position, so the order of the
+    rows is free; in this order layer ``i + 1``'s input is a plain reshape of layer ``i``'s
+    output (features ``(ky, kx, c)``, as ``nn.Conv`` flattens its kernel), and the only layout
+    change of the whole torso is this one, on the input (no gradient flows to it), instead of a
+    transpose per layer and another per layer in the backward pass. Each layer crops like a
+    VALID convolution (``floor(size / k)``), so the crop is done here, once."""
+    b, c, h, w = x.shape
+    ks = [int(k) for k in kernels]
+    n = len(ks)
+    total = int(np.prod(ks))
+    ho, wo = h, w
+    for k in ks:
+        ho, wo = ho // k, wo // k
+    x = x[:, :, :ho * total, :wo * total].reshape((b, c, ho, *ks[::-1], wo, *ks[::-1]))
+    # axes: 0 b, 1 c, 2 ho, 3 .. 2+n: ky_L .. ky_0, 3+n wo, 4+n .. 3+2n: kx_L .. kx_0
+    inner = [a for j in range(n) for a in (3 + j, 4 + n + j)]
+    x = x.transpose([0, 2, 3 + n] + inner + [1])
+    return x.reshape(b, -1, ks[0] * ks[0] * c)
+
+
 class ConvTorso(nn.Module):
-    """Conv stack over ``[B, H, W, C]`` (VALID padding, ReLU), flattened."""
+    """Conv stack (VALID padding, ReLU), flattened ``(h, w, c)``. Input: when every kernel
+    equals its stride, ``[B, C, H, W]`` or its :func:`patch_rows` ``[B, R, F]`` (then matrix
+    products), else ``[B, H, W, C]``; ``Policy`` hands the grid over in the layout asked for."""
 
     channels: Sequence[int]
     kernels: Sequence[int]
@@ -83,7 +122,16 @@ class ConvTorso(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x):  # [B, H, W, C]: Policy hands grids over channels-last
+    def __call__(self, x):
+        b = x.shape[0]
+        if is_patch_stack(self.kernels, self.strides):
+            if x.ndim == 4:    # [B, C, H, W]; Policy hands over packed rows [B, R, F] already
+                x = patch_rows(x, self.kernels)
+            for i, (c, k) in enumerate(zip(self.channels, self.kernels)):
+                if i > 0:   # the next layer's patches are consecutive rows (patch_rows)
+                    x = x.reshape(b, -1, k * k * x.shape[-1])
+                x = nn.relu(PatchConv(c, k, self.dtype, name=f"Conv_{i}")(x, rows=True))
+            return x.reshape(b, -1)
         for i, (c, k, s) in enumerate(zip(self.channels, self.kernels, self.strides)):
             if k == s:
                 x = PatchConv(c, k, self.dtype, name=f"Conv_{i}")(x)
@@ -91,7 +139,7 @@ class ConvTorso(nn.Module):
                 x = nn.Conv(c, (k, k), (s, s), padding="VALID", kernel_init=nn.initializers.orthogonal(1.0),
                             dtype=self.dtype, name=f"Conv_{i}")(x)
             x = nn.relu(x)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(b, -1)
 
 
 class MLPActorCritic(nn.Module):
@@ -200,15 +248,31 @@ class Policy:
         grid = len(self.obs_shape) == 3
         if cfg.kind == "cnn" and not grid:
             raise ValueError(f"policy.kind=cnn needs [C,H,W] observations, got shape {obs_shape}")
-        # Conv torsos (cnn, lstm over grids) read channels-last in the compute dtype; an MLP
+        # Conv torsos (cnn, lstm over grids) read the grid in the compute dtype: channels-first
+        # as the env gives it when they are patch stacks (ConvTorso), else channels-last. An MLP
         # flattens the observation as the env gives it.
         self.conv_input = grid and cfg.kind != "mlp"
+        # Patch-stack torsos read "packed" grids (``pack``: the first layer's patch rows, still
+        # uint8); rollouts store observations packed, so the learner's minibatches feed the
+        # first matrix product directly instead of rearranging the grid again every epoch.
+        self.packs = self.conv_input and is_patch_stack(cfg.cnn_kernels, cfg.cnn_strides)
+        self.channels_last = self.conv_input and not self.packs
+        kernels = tuple(cfg.cnn_kernels)
+        self.packed_shape = (jax.eval_shape(lambda o: patch_rows(o, kernels),
+                                            jax.ShapeDtypeStruct((1,) + self.obs_shape, jnp.uint8)).shape[1:]
+                             if self.packs else self.obs_shape)
         if obs_scale is not None and cfg.obs_scale == "env":
             scale = np.asarray(obs_scale, np.float32)
             # Per-channel scales broadcast over the spatial axes.
             self.obs_scale = scale.reshape(scale.shape + (1,) * (len(self.obs_shape) - scale.ndim))
-            if self.conv_input:  # [C, 1|H, 1|W] -> [1|H, 1|W, C]
+            if self.channels_last:  # [C, 1|H, 1|W] -> [1|H, 1|W, C]
                 self.obs_scale = np.moveaxis(self.obs_scale, 0, -1)
+            elif self.packs:        # the layout of the patch rows: [F] (per channel) or [R, F]
+                if self.obs_scale.shape[1:] == (1, 1):
+                    self.obs_scale = np.tile(self.obs_scale.reshape(-1), kernels[0] ** 2)
+                else:
+                    full = np.broadcast_to(self.obs_scale, self.obs_shape)[None]
+                    self.obs_scale = np.asarray(patch_rows(jnp.asarray(full), kernels))[0]
         else:
             self.obs_scale = None
         self.is_recurrent = cfg.kind == "lstm"
@@ -219,8 +283,17 @@ class Policy:
         else:
             self.module = LSTMActorCritic(self.num_actions, cfg, grid=grid)
 
+    def pack(self, obs):
+        """Observations ``[B, *obs_shape]`` in the form the torso reads and rollouts store:
+        ``[B, *packed_shape]`` (same dtype; a pure rearrangement) for patch-stack conv torsos,
+        unchanged otherwise. ``apply`` takes observations in either form."""
+        if self.packs and obs.shape[1:] == self.obs_shape:
+            return patch_rows(obs, self.cfg.cnn_kernels)
+        return obs
+
     def _prepare(self, obs):
-        return _prepare(obs, self.obs_scale, channels_last=self.conv_input,
+        obs = self.pack(obs)
+        return _prepare(obs, self.obs_scale, channels_last=self.channels_last,
                         dtype=compute_dtype(self.cfg) if self.conv_input else jnp.float32)
 
     def initial_carry(self, batch: int) -> Any:

@@ -232,18 +232,20 @@ class Learner:
         num_seq = data.advantages.shape[1]
 
         def epoch(carry, k):
-            perm = jax.random.permutation(k, num_seq)
+            # Each minibatch gathers its own rows inside the step instead of the epoch writing a
+            # shuffled copy of the whole rollout first: for grid observations that copy was
+            # the rollout's size (GBs) written and read again per epoch, while a gather feeding
+            # the policy's input rearrangement fuses into it. Same minibatches, same order.
+            perm = jax.random.permutation(k, num_seq).reshape(num_mb, num_seq // num_mb)
 
-            def shuffle(x, axis):
-                x = jnp.take(x, perm, axis=axis)
-                shape = x.shape[:axis] + (num_mb, num_seq // num_mb) + x.shape[axis + 1:]
-                return jnp.moveaxis(x.reshape(shape), axis, 0)
+            def minibatch(c, rows):
+                take = lambda x, axis: jnp.take(x, rows, axis=axis, mode="clip")
+                seq = {f: jax.tree.map(lambda x: take(x, 1), getattr(data, f))
+                       for f in data._fields if f != "carry"}
+                mb = Minibatch(carry=jax.tree.map(lambda x: take(x, 0), data.carry), **seq)
+                return self.step(c, mb, coefs, hp)
 
-            seq = {f: jax.tree.map(lambda x: shuffle(x, 1), getattr(data, f))
-                   for f in data._fields if f != "carry"}
-            carries = jax.tree.map(lambda x: shuffle(x, 0), data.carry)
-            mbs = Minibatch(carry=carries, **seq)
-            return jax.lax.scan(lambda c, mb: self.step(c, mb, coefs, hp), carry, mbs)
+            return jax.lax.scan(minibatch, carry, perm)
 
         keys = jax.random.split(key, self.ppo.update_epochs)
         (params, opt_state, opt_step), metrics = jax.lax.scan(

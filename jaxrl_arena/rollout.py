@@ -25,6 +25,18 @@ Trade-off: an entry can start up to about ``finished per step / R`` episodes (sa
 same task, which the curriculum drew at the start of the rollout, up to ``P/R + T`` steps
 earlier); the episodes still diverge through the policy's sampling.
 
+Whatever the strategy, writing the resets into the envs touches only the rows that finished:
+a select over all ``N`` envs would read and write the whole env state each step (N++ keeps
+~41 KB per env: ~4 GB per step at 32,768 envs) to reset the 1-3 % that finished. A step
+lists the finished envs in env order (``jnp.nonzero``) and scatters their fresh entries into
+the env state, params, task ids and observations in place (``.at[idx].set(..., mode="drop")``),
+``K`` rows at a time: ``K`` is a static capacity (``reset_capacity``, default
+``min(N, max(64, N // 8))``), the first ``K`` finished envs are always written, and when more
+finished (episodes that started together reaching a time limit together) a ``lax.while_loop``
+writes the next ``K`` until none is left (a predicate read per step on GPUs). Every
+finished env gets the same entry as from a select, so results are bit-identical. With
+``K = N`` the step selects over every env instead.
+
 The task of a new episode is sampled from the curriculum *at its reset* and stored with the
 env (``task_id`` and ``env_params``); outcomes are credited to it when the episode ends.
 """
@@ -58,7 +70,7 @@ class RolloutState:
 
 
 class Transition(NamedTuple):
-    obs: Any  # [N, A, ...]
+    obs: Any  # [N, A, ...]: in the policy's packed form (Policy.pack)
     action: jax.Array  # int32[N, A]
     log_prob: jax.Array  # [N, A]
     value: jax.Array  # [N, A]
@@ -81,6 +93,13 @@ def reset_pool_size(cfg_env, num_envs: int) -> int:
     return max(1, min(num_envs, int(cfg_env.reset_pool)))
 
 
+def reset_scatter_capacity(num_envs: int, capacity: int | str = "auto") -> int:
+    """``K``: finished envs whose resets one scatter writes (more take further scatters)."""
+    if capacity == "auto":
+        return min(num_envs, max(64, num_envs // 8))
+    return max(1, min(num_envs, int(capacity)))
+
+
 def reset_refresh_count(cfg_env, pool_size: int) -> int:
     """``pooled`` resets: entries regenerated per step (0 for the other strategies)."""
     if getattr(cfg_env, "reset_strategy", "optimistic") != "pooled":
@@ -96,12 +115,18 @@ class Rollout:
 
     def __init__(self, env: MultiAgentEnv, policy, curriculum, *, num_envs: int, num_steps: int,
                  horizon: int, pool_size: int, axis_name: str | None = None,
-                 truncation_bootstrap: str = "dense", refresh: int = 0):
+                 truncation_bootstrap: str = "dense", refresh: int = 0,
+                 reset_capacity: int | str = "auto", truncation_capacity: int | str = "auto"):
         self.env, self.policy, self.curriculum = env, policy, curriculum
         self.num_envs, self.num_steps, self.horizon = num_envs, num_steps, horizon
         self.num_agents = env.num_agents
         self.pool_size = pool_size
         self.refresh = int(refresh)  # > 0: "pooled" resets, this many regenerated per step
+        # K: finished envs a step resets by scatter (see module doc); K = N: always select.
+        self.reset_capacity = reset_scatter_capacity(num_envs, reset_capacity)
+        # Kt: truncated envs whose final values one forward pass computes (more take more).
+        self.truncation_capacity = (min(num_envs, max(64, num_envs // 32)) if truncation_capacity == "auto"
+                                    else max(1, min(num_envs, int(truncation_capacity))))
         self.axis_name = axis_name
         self.truncation_bootstrap = truncation_bootstrap
 
@@ -167,7 +192,10 @@ class Rollout:
         reset_rows = jnp.repeat(rs.episode_start, a)
         # Named scopes label the profile (bench_npp.py trace, experiments/trace_summary.py).
         with jax.named_scope("policy"):
-            carry, logits, value = self.policy.apply(params, self._flat(rs.obs), rs.carry, reset_rows)
+            # The learner reads observations in the policy's packed form (Policy.pack: for
+            # patch-stack CNNs the first layer's patch rows), so rearrange them once, here.
+            obs_in = self.policy.pack(self._flat(rs.obs))
+            carry, logits, value = self.policy.apply(params, obs_in, rs.carry, reset_rows)
             action_keys = self._env_keys(k_act, n)
             action = jax.vmap(lambda k, l: jax.random.categorical(k, l))(
                 action_keys, logits.reshape(n, a, -1)
@@ -186,8 +214,27 @@ class Rollout:
 
         # Truncated episodes bootstrap from V(final observation); computed only when needed.
         def final_values():
-            _, _, v = self.policy.apply(params, self._flat(obs_st), carry, jnp.zeros(n * a, bool))
-            return jnp.where(truncated, v.reshape(n, a), 0.0)
+            kt = self.truncation_capacity
+            if self.policy.is_recurrent or kt >= n:
+                _, _, v = self.policy.apply(params, self._flat(obs_st), carry, jnp.zeros(n * a, bool))
+                return jnp.where(truncated, v.reshape(n, a), 0.0)
+            # Feed-forward: evaluate only the truncated envs (few per step), gathered Kt at a
+            # time, in env order; a second forward over every env doubled the policy's cost.
+            cut = jnp.any(truncated, axis=-1)
+            order = jnp.nonzero(cut, size=-(-n // kt) * kt, fill_value=n)[0]
+
+            def chunk(c, out):
+                idx = jax.lax.dynamic_slice(order, (c * kt,), (kt,))
+                rows = jnp.minimum(idx, n - 1)          # padding evaluates some env, never written
+                obs_rows = jax.tree.map(lambda x: self._flat(x[rows]), obs_st)
+                _, _, v = self.policy.apply(params, obs_rows, (), jnp.zeros(kt * a, bool))
+                v = jnp.where(truncated[rows], v.reshape(kt, a), 0.0)
+                return out.at[idx].set(v, mode="drop")
+
+            out = chunk(0, jnp.zeros((n, a), jnp.float32))
+            _, out = jax.lax.while_loop(lambda s: s[0] * kt < jnp.sum(cut), lambda s: (s[0] + 1, chunk(*s)),
+                                        (1, out))
+            return out
 
         no_truncation = lambda: jnp.zeros((n, a), jnp.float32)
         if not self.env.can_truncate:
@@ -204,7 +251,8 @@ class Rollout:
         episode_length = rs.episode_length + 1
         stats = jax.vmap(self.env.episode_stats)(state_st)
         transition = Transition(
-            obs=rs.obs, action=action, log_prob=log_prob, value=value.reshape(n, a),
+            obs=obs_in.reshape((n, a) + obs_in.shape[1:]),
+            action=action, log_prob=log_prob, value=value.reshape(n, a),
             reward=reward, terminated=terminated, truncated=truncated, final_value=final_value,
             reset=rs.episode_start, done=done, episode_score=episode_return.mean(-1),
             task_id=rs.task_id,
@@ -223,32 +271,55 @@ class Rollout:
 
         # Auto-reset (see module doc).
         with jax.named_scope("auto_reset"):
+            finished = jnp.sum(done, dtype=jnp.int32)
             pool = ()
             if self.refresh:  # R fresh entries (generated ahead by ``run``) replace pool entries
                 (entries, write, take) = rs.pool
                 slots = (write[0] + jnp.arange(self.refresh)) % self.pool_size
                 entries = jax.tree.map(lambda e, f: e.at[slots].set(f), entries, staged)
-                pool_obs, pool_state, pool_params, pool_tasks = entries
-                pick = (take[0] + jnp.cumsum(done) - 1) % self.pool_size
+                first = take[0]  # the k-th finished env takes entry (take + k) mod P
                 pool = (entries, (write + self.refresh) % self.pool_size,
-                        (take + jnp.sum(done, dtype=jnp.int32)) % self.pool_size)
+                        (take + finished) % self.pool_size)
             else:
-                pool_obs, pool_state, pool_params, pool_tasks = self._fresh_episodes(
-                    cstate, self._pool_keys(k_reset)
-                )
-                pick = None if self.pool_size == n else (jnp.cumsum(done) - 1) % self.pool_size
+                entries = self._fresh_episodes(cstate, self._pool_keys(k_reset))
+                # P < N: the k-th finished env takes reset k mod P; P = N: env i takes reset i.
+                first = None if self.pool_size == n else 0
+            # (obs, state, params, task ids): the fresh entries and what they replace.
+            old = (obs_st, state_st, rs.env_params, rs.task_id)
+            k = self.reset_capacity
+            if k >= n:  # a select over every env
+                if first is not None:
+                    pick = (first + jnp.cumsum(done) - 1) % self.pool_size
+                    entries = jax.tree.map(lambda f: f[pick], entries)
+                mask = lambda o: done.reshape((n,) + (1,) * (o.ndim - 1))
+                new = jax.tree.map(lambda f, o: jnp.where(mask(o), f, o), entries, old)
+            else:  # a scatter of the finished rows only (see module doc)
+                # Finished envs in env order, padded with n (out of range: the write is
+                # dropped) to whole chunks of K.
+                order = jnp.nonzero(done, size=-(-n // k) * k, fill_value=n)[0]
 
-            def select(fresh, old):
-                if pick is not None:  # hand the k-th finished env the reset k mod P
-                    fresh = fresh[pick]
-                mask = done.reshape((n,) + (1,) * (old.ndim - 1))
-                return jnp.where(mask, fresh, old)
+                def scatter(c, old):
+                    """Writes the resets of the finished envs of rank cK .. cK + K - 1."""
+                    idx = jax.lax.dynamic_slice(order, (c * k,), (k,))
+                    if first is None:
+                        rows = jnp.minimum(idx, n - 1)  # padding reads any row, never written
+                    else:
+                        rows = (first + c * k + jnp.arange(k)) % self.pool_size
+                    return jax.tree.map(lambda f, o: o.at[idx].set(f[rows], mode="drop"),
+                                        entries, old)
 
+                # More than K finished (rare): further chunks in a loop, whose carry XLA
+                # updates in place. Not a lax.cond around a full-width select: XLA copies a
+                # conditional's operand before scattering into it (the whole state per step).
+                new = scatter(0, old)
+                _, new = jax.lax.while_loop(lambda s: s[0] * k < finished,
+                                            lambda s: (s[0] + 1, scatter(*s)), (1, new))
+            obs, env_state, env_params, task_id = new
             new_rs = RolloutState(
-                env_state=jax.tree.map(select, pool_state, state_st),
-                env_params=jax.tree.map(select, pool_params, rs.env_params),
-                task_id=select(pool_tasks, rs.task_id),
-                obs=jax.tree.map(select, pool_obs, obs_st),
+                env_state=env_state,
+                env_params=env_params,
+                task_id=task_id,
+                obs=obs,
                 carry=carry,
                 episode_start=done,
                 episode_return=jnp.where(done[:, None], 0.0, episode_return),

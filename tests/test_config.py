@@ -53,6 +53,9 @@ def test_validation_catches_inconsistent_sizes():
     cfg = C.apply_overrides(C.Config(), ["ppo.num_envs=6", "ppo.num_steps=5", "ppo.num_minibatches=4"])
     with pytest.raises(ConfigError, match="batch 30 .* not divisible by ppo.num_minibatches=4"):
         C.validate(cfg)
+    cfg = C.apply_overrides(C.Config(), ["policy.cnn_channels=[16,32]", "policy.cnn_kernels=[4]"])
+    with pytest.raises(ConfigError, match=r"cnn_kernels=\[4\] .* must have one entry per conv layer"):
+        C.validate(cfg)
     cfg = C.apply_overrides(C.Config(), ["ppo.num_envs=6"])
     with pytest.raises(ConfigError, match="ppo.num_envs=6 is not divisible by the 4 devices"):
         C.validate(cfg, num_devices=4)

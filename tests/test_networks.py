@@ -95,6 +95,40 @@ def test_patch_conv_is_the_same_function_and_parameters_as_a_conv(k):
     np.testing.assert_allclose(conv.apply(params, x), patch.apply(params, x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernels", [(2,), (2, 2), (3, 2), (2, 3, 2)])
+def test_patch_stack_torso_equals_a_stack_of_convs(kernels):
+    """A torso whose kernels equal their strides reads [B, C, H, W] grids through one patch
+    rearrangement (patch_rows) and matrix products: the same parameters and the same function
+    as flax VALID convolutions with ReLUs over the channels-last grid, flattened (h, w, c),
+    including the crops of sizes that the kernels do not divide (25 x 44)."""
+    import flax.linen as nn
+
+    from jaxrl_arena.networks import ConvTorso
+
+    channels = (5, 6, 7)[:len(kernels)]
+
+    class Reference(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for i, (c, k) in enumerate(zip(channels, kernels)):
+                x = nn.relu(nn.Conv(c, (k, k), (k, k), padding="VALID", name=f"Conv_{i}",
+                                    kernel_init=nn.initializers.orthogonal(1.0))(x))
+            return x.reshape(x.shape[0], -1)
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 25, 44))            # [B, C, H, W]
+    nhwc = jnp.transpose(x, (0, 2, 3, 1))
+    torso = ConvTorso(channels, kernels, kernels)
+    params = torso.init(jax.random.PRNGKey(1), x)
+    ref_params = Reference().init(jax.random.PRNGKey(1), nhwc)
+    chex.assert_trees_all_equal_shapes(params, ref_params)
+    chex.assert_trees_all_equal(params, ref_params)        # same initial values too
+    # non-zero biases so that a misplaced row or feature shows
+    params = jax.tree.map(lambda p: p + 0.01 * jnp.arange(p.size).reshape(p.shape) / p.size, params)
+    out, ref = torso.apply(params, x), Reference().apply(params, nhwc)
+    chex.assert_equal_shape([out, ref])
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_bf16_cnn_keeps_float32_parameters_and_outputs_and_tracks_float32():
     """policy.compute_dtype=bfloat16 (recipe npp_grid): parameters and outputs stay float32 and
     the outputs stay within bf16 rounding of the float32 policy with the same parameters."""
@@ -131,3 +165,35 @@ def test_cnn_reads_grids_channels_first_as_the_env_gives_them():
     np.testing.assert_allclose(policy.apply(params, scrambled, (), None)[1], logits, rtol=1e-6)
     changed = obs.at[:, 0].set(255 - obs[:, 0])
     assert not np.allclose(policy.apply(params, changed, (), None)[1], logits)
+
+
+@pytest.mark.parametrize("scale_kind", ["none", "channel", "spatial"])
+def test_packed_observations_give_the_same_outputs(scale_kind):
+    """Patch-stack conv policies read observations "packed" (``Policy.pack``: the first layer's
+    patch rows, a pure uint8 rearrangement that rollouts store for the learner); ``apply`` on
+    packed and on raw grids agree for per-channel and per-pixel observation scales."""
+    cfg = PolicyConfig(kind="cnn", hidden_sizes=(16,), cnn_channels=(4, 6), cnn_kernels=(2, 2),
+                       cnn_strides=(2, 2), actor_hidden=8, critic_hidden=8)
+    shape = (3, 9, 10)
+    scale = {"none": None, "channel": np.array([1 / 255, 2 / 255, 0.5 / 255], np.float32),
+             "spatial": (np.arange(np.prod(shape), dtype=np.float32).reshape(shape) + 1) / 1e4}[scale_kind]
+    policy = make_policy(cfg, shape, 5, scale)
+    obs = jax.random.randint(jax.random.PRNGKey(0), (4,) + shape, 0, 256).astype(jnp.uint8)
+    packed = policy.pack(obs)
+    chex.assert_shape(packed, (4,) + policy.packed_shape)
+    chex.assert_type(packed, jnp.uint8)
+    assert policy.packed_shape == (4 * 2 * 2, 2 * 2 * 3)        # rows (h2, w2, ky1, kx1), (ky0, kx0, c)
+    np.testing.assert_array_equal(np.sort(np.asarray(packed).reshape(4, -1), axis=1),
+                                  np.sort(np.asarray(obs)[:, :, :8, :8].reshape(4, -1), axis=1))
+    np.testing.assert_array_equal(policy.pack(packed), packed)  # packing is idempotent
+    params = policy.init(jax.random.PRNGKey(1), obs)
+    _, logits_raw, value_raw = policy.apply(params, obs, (), None)
+    _, logits_packed, value_packed = policy.apply(params, packed, (), None)
+    np.testing.assert_allclose(logits_packed, logits_raw, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(value_packed, value_raw, rtol=1e-6, atol=1e-6)
+    if scale is not None:   # the packed scale multiplies the right pixels: scaling by hand agrees
+        by_hand = np.asarray(obs, np.float32) * np.broadcast_to(
+            scale.reshape(scale.shape + (1,) * (3 - scale.ndim)), shape)
+        unscaled = make_policy(cfg, shape, 5, None)
+        np.testing.assert_allclose(unscaled.apply(params, jnp.asarray(by_hand), (), None)[1], logits_raw,
+                                   rtol=1e-5, atol=1e-6)

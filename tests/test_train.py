@@ -59,13 +59,16 @@ def test_no_finished_episode_means_no_value_not_zero():
     assert m["env_agent/steps"][0, 1] == 3.0
 
 
-def test_truncation_bootstraps_from_the_final_observation():
+@pytest.mark.parametrize("capacity", ["auto", 1, 3])
+def test_truncation_bootstraps_from_the_final_observation(capacity):
+    """V(final observation) where truncated, 0 elsewhere; with a capacity below the batch
+    (auto = the batch here) the truncated envs are evaluated ``capacity`` at a time."""
     env = CountdownEnv(num_agents=2, truncate=True)
     prog = toy_program(env=env)
     state = prog.init()
     single = jax.tree.map(lambda x: x[0], state)
     rollout = Rollout(env, prog.policy, prog.curriculum, num_envs=8, num_steps=4, horizon=4,
-                      pool_size=8)
+                      pool_size=8, truncation_capacity=capacity)
     _, tr, _, _, _ = jax.jit(rollout.run)(single.params, single.curriculum, single.rollout,
                                           jax.random.PRNGKey(0))
     assert bool(tr.truncated.any()) and not bool(tr.terminated.any())
@@ -79,6 +82,8 @@ def test_truncation_bootstraps_from_the_final_observation():
         np.testing.assert_allclose(tr.final_value[t, n], v, rtol=1e-6)
     assert float(jnp.abs(tr.final_value).sum()) > 0
     assert np.all(np.asarray(tr.final_value)[~np.asarray(tr.truncated)] == 0)
+    if capacity != "auto":   # steps where more envs than the capacity truncated occurred
+        assert int(np.asarray(tr.truncated[:, :, 0]).sum(axis=1).max()) > capacity
 
 
 def test_chunk_compiles_once_and_state_stays_finite():

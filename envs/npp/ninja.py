@@ -112,8 +112,94 @@ def _depen_step(n: Ninja, segs):
     return stop, m
 
 
+def _masked_step(carry, segs):
+    """One depenetration step that leaves a stopped env as it is (and does not count its search)."""
+    i, done, n = carry
+    stop, m = _depen_step(n, segs)
+    return i + (~done).astype(jnp.int32), done | stop, select(done | stop, n, m)
+
+
+def _masked_steps(carry, segs, count: int, block: int):
+    """``count`` masked steps as a ``fori_loop``, ``block`` of them per loop iteration."""
+    if count <= 0:
+        return carry
+    return lax.fori_loop(0, count, lambda _, c: _masked_step(c, segs), carry, unroll=max(1, min(int(block), count)))
+
+
+def compact_capacity(batch: int, divisor: int, floor: int) -> int:
+    """Lanes that the straggler pass of ``loop="compact"`` runs on: ``batch / divisor`` (rounded
+    up), at least ``floor`` and 2, at most the whole batch. (Never one lane: XLA:CPU compiles a
+    one-lane batch unlike wider or unbatched ones, e.g. without contracting ``a*b - c*d`` into an
+    FMA, so a lone gathered lane could differ in float64.)"""
+    return min(batch, max(2, int(floor), -(-batch // int(divisor))))
+
+
+def _run_at_most_once(pred, fn, x):
+    """``fn(x)`` if ``pred`` else ``x``, as a while-loop of at most one iteration rather than a
+    ``lax.cond``: under an outer ``vmap`` (a batched ``pred``) a cond becomes a select that always
+    runs ``fn``, while the loop still skips ``fn`` when no batch member needs it."""
+    return lax.while_loop(lambda c: c[0], lambda c: (jnp.zeros_like(c[0]), fn(c[1])), (pred, x))[1]
+
+
+def _straggler_steps(lane_steps, carry, segs, count: int, block: int, capacity: int):
+    """``count`` masked steps over a batch (leading axis of every leaf), the same per lane as
+    running all of them on every lane; ``lane_steps(carry, segs, k)`` runs ``k`` on one lane.
+
+    The first ``block`` run on every lane; then the lanes still running (at most ``capacity``, in
+    lane order) are gathered, run the rest and are put back. If more lanes were still running,
+    the rest also runs on the whole batch, masked so that the gathered lanes (finished: stopped
+    or at the cap) stay as they are."""
+    def run(c, s, k):
+        return jax.vmap(lambda c1, s1: lane_steps(c1, s1, k))(c, s)
+
+    head = min(int(block), count)
+    carry = run(carry, segs, head)
+    rest = count - head
+    batch = carry[1].shape[0]
+    if rest == 0 or capacity >= batch:
+        return run(carry, segs, rest)
+    i, done, n = carry
+    lanes = jnp.nonzero(~done, size=capacity, fill_value=batch)[0]   # padding: an out-of-range lane
+    gather = lambda x: x.at[lanes].get(mode="clip")                  # padding rows are never read back
+    sub = (gather(i), done.at[lanes].get(mode="fill", fill_value=True), jax.tree.map(gather, n))
+    sub_i, _, sub_n = run(sub, jax.tree.map(gather, segs), rest)
+    # put back with the inverse gather and a select (fusible elementwise work) rather than a scatter
+    slot = jnp.cumsum(~done) - 1                                     # a running lane's row in ``sub``
+    gathered = ~done & (slot < capacity)
+
+    def put_back(x, y):
+        return jnp.where(gathered.reshape((batch,) + (1,) * (x.ndim - 1)), y.at[slot].get(mode="clip"), x)
+
+    carry = (put_back(i, sub_i), done | gathered, jax.tree.map(put_back, n, sub_n))
+    return _run_at_most_once(jnp.any(~carry[1]), lambda c: run(c, segs, rest), carry)
+
+
+def _compact_steps(carry, segs, count: int, block: int, divisor: int, floor: int):
+    """``count`` masked steps: a plain ``fori_loop`` for one env, :func:`_straggler_steps` (with
+    ``compact_capacity(batch, divisor, floor)`` lanes) under ``vmap``. Nested ``vmap`` batches
+    the straggler schedule itself (over the outer axes), which stays exact."""
+    stride = segs.stride              # static: closed over, only the arrays go through the custom vmap
+
+    def lane_steps(carry, arrays, k):
+        return _masked_steps(carry, arrays._replace(stride=stride), k, block)
+
+    @jax.custom_batching.custom_vmap
+    def steps(carry, arrays):
+        return lane_steps(carry, arrays, count)
+
+    @steps.def_vmap
+    def _batched(axis_size, in_batched, carry, arrays):
+        carry, arrays = (
+            jax.tree.map(lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x)), a, ab)
+            for a, ab in zip((carry, arrays), in_batched))
+        out = _straggler_steps(lane_steps, carry, arrays, count, block, compact_capacity(axis_size, divisor, floor))
+        return out, jax.tree.map(lambda _: True, out)
+
+    return steps(carry, segs._replace(stride=None))
+
+
 def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "while", unroll: int = 0,
-                block: int = 1):
+                block: int = 1, compact: tuple[int, int] = (32, 64)):
     """Up to ``cap`` depenetration steps against the fixed candidate set ``segs``.
 
     Returns (ninja, evaluations), evaluations = closest-point searches run (1..cap). Every
@@ -124,17 +210,16 @@ def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "whil
       once every env in the batch stopped; on GPUs each iteration reads the predicate back), or
     * ``loop="fixed"``: a ``lax.fori_loop`` of exactly the remaining count with a done mask
       (known trip count: no predicate read-back, but every step is paid), ``block`` masked steps
-      per loop iteration.
+      per loop iteration, or
+    * ``loop="compact"``: as ``"fixed"`` for one env; under ``vmap`` only ``block`` steps run on
+      the whole batch and the rest on the few envs still running, gathered into
+      ``compact_capacity(batch, *compact)`` lanes (:func:`_straggler_steps`; one predicate
+      read-back per call for the rare overflow).
     """
-    def masked(carry):
-        i, done, n = carry
-        stop, m = _depen_step(n, segs)
-        return i + (~done).astype(jnp.int32), done | stop, select(done | stop, n, m)
-
     carry = (jnp.int32(0), jnp.array(False), n)
     first = min(int(unroll), int(cap))
     for _ in range(first):
-        carry = masked(carry)
+        carry = _masked_step(carry, segs)
     rest = int(cap) - first
     if rest > 0:
         if loop == "while":
@@ -148,15 +233,17 @@ def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "whil
 
             carry = lax.while_loop(cond, body, carry)
         elif loop == "fixed":
-            carry = lax.fori_loop(0, rest, lambda _, c: masked(c), carry, unroll=max(1, min(int(block), rest)))
+            carry = _masked_steps(carry, segs, rest, block)
+        elif loop == "compact":
+            carry = _compact_steps(carry, segs, rest, block, *compact)
         else:
-            raise ValueError(f"depenetration loop must be 'while' or 'fixed', got {loop!r}")
+            raise ValueError(f"depenetration loop must be 'while', 'fixed' or 'compact', got {loop!r}")
     i, _, n = carry
     return n, i
 
 
 def collide_vs_tiles(n: Ninja, level, door_closed, dtype, cap: int = C.DEPEN_ITERATIONS, loop: str = "while",
-                     unroll: int = 0, sweep: bool = True, block: int = 1):
+                     unroll: int = 0, sweep: bool = True, block: int = 1, compact: tuple[int, int] = (32, 64)):
     """Sweep from integrate's old position, then up to ``cap`` (reference: 32) depenetration steps
     (spec §3.8). Returns (ninja, closest-point searches run). ``sweep=False`` (profiling only,
     not the reference) skips the anti-tunnelling sweep."""
@@ -167,7 +254,7 @@ def collide_vs_tiles(n: Ninja, level, door_closed, dtype, cap: int = C.DEPEN_ITE
         n = n.replace(x=n.x_old + t * dx, y=n.y_old + t * dy)
     r = C.NINJA_RADIUS
     segs = gather_segments(level, door_closed, n.x - r, n.y - r, n.x + r, n.y + r, 2, dtype)
-    return depenetrate(n, segs, cap, loop, unroll, block)
+    return depenetrate(n, segs, cap, loop, unroll, block, compact)
 
 
 def tile_wall_normal(n: Ninja, level, door_closed, dtype, acc):

@@ -83,7 +83,8 @@ class TickOptions:
     """Static (trace-time) choices of how ``tick`` is computed.
 
     The defaults are the reference physics (bit-exact in float64). ``depen_loop`` /
-    ``depen_unroll`` / ``unroll_substeps`` / ``vector_logical`` only change the schedule and stay exact; the rest are
+    ``depen_unroll`` / ``depen_block`` / ``depen_compact_*`` / ``unroll_substeps`` /
+    ``vector_logical`` only change the schedule and stay exact; the rest are
     for profiling (``is_reference`` says which): a lower depenetration cap than the reference's
     32 (``depen_cap``), no entity passes (``entities=False``: no move/think phases, no physical
     or logical collisions), no anti-tunnelling sweep (``sweep=False``), no tile collision at all
@@ -91,9 +92,16 @@ class TickOptions:
     """
 
     depen_cap: int = C.DEPEN_ITERATIONS
-    depen_loop: str = "while"        # "while" (early exit) or "fixed" (fori_loop with a done mask)
+    # "while" (early exit), "fixed" (fori_loop with a done mask) or "compact" (under vmap: the
+    # first depen_block steps on every env, the rest only on the envs still running, gathered)
+    depen_loop: str = "while"
     depen_unroll: int = 0            # masked depenetration steps traced inline before the loop
-    depen_block: int = 1             # "fixed": masked steps per loop iteration (fori_loop unroll)
+    depen_block: int = 1             # "fixed"/"compact": masked steps per loop iteration (fori_loop unroll)
+    # "compact": the envs still running after depen_block steps are gathered into
+    # max(batch / depen_compact_divisor, depen_compact_floor) lanes (capped at the batch); when
+    # more are running, the rest of the steps also runs on the whole batch (rare; still exact)
+    depen_compact_divisor: int = 32
+    depen_compact_floor: int = 64
     # Exit switches hit in one frame: 0 = a while-loop over them (any level); k > 0 = k masked
     # passes, no loop (exact for levels with at most k exit switches, e.g. generated levels: 1).
     switch_passes: int = 0
@@ -126,7 +134,8 @@ def _physics(level: Level, n: Ninja, e: Entities, counter, switch_hit, opts: Tic
         if not opts.tiles:
             return n, e, jnp.int32(0)
         n, evals = collide_vs_tiles(n, level, e.door_closed, dtype, opts.depen_cap, opts.depen_loop,
-                                    opts.depen_unroll, opts.sweep, opts.depen_block)
+                                    opts.depen_unroll, opts.sweep, opts.depen_block,
+                                    (opts.depen_compact_divisor, opts.depen_compact_floor))
         return n, e, evals
 
     if opts.unroll_substeps:
