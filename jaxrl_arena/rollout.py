@@ -93,11 +93,34 @@ def reset_pool_size(cfg_env, num_envs: int) -> int:
     return max(1, min(num_envs, int(cfg_env.reset_pool)))
 
 
+def chunk_capacity(num_envs: int, capacity: int | str, divisor: int) -> int:
+    """Rows one chunk of :func:`for_rows_in_chunks` handles: ``capacity`` clamped to
+    ``[1, N]``, or for "auto" ``N / divisor`` (at least 64, at most ``N``)."""
+    if capacity == "auto":
+        return min(num_envs, max(64, num_envs // divisor))
+    return max(1, min(num_envs, int(capacity)))
+
+
 def reset_scatter_capacity(num_envs: int, capacity: int | str = "auto") -> int:
     """``K``: finished envs whose resets one scatter writes (more take further scatters)."""
-    if capacity == "auto":
-        return min(num_envs, max(64, num_envs // 8))
-    return max(1, min(num_envs, int(capacity)))
+    return chunk_capacity(num_envs, capacity, 8)
+
+
+def for_rows_in_chunks(mask, k: int, body, init):
+    """``acc = body(c, idx, acc)`` over the rows where ``mask`` (bool[N]) is true, in row order,
+    ``k`` at a time: ``idx`` int32[k] are the rows of rank ``c k .. c k + k - 1``, padded with
+    ``N`` (out of range: write with ``mode="drop"``, read clipped). Chunk 0 always runs; further
+    chunks run in a ``lax.while_loop`` only while rows remain (one predicate read per call on
+    GPUs; its carry is updated in place, where a ``lax.cond`` would copy its operand)."""
+    n = mask.shape[0]
+    order = jnp.nonzero(mask, size=-(-n // k) * k, fill_value=n)[0]
+    count = jnp.sum(mask, dtype=jnp.int32)
+
+    def chunk(c, acc):
+        return body(c, jax.lax.dynamic_slice(order, (c * k,), (k,)), acc)
+
+    acc = chunk(0, init)
+    return jax.lax.while_loop(lambda s: s[0] * k < count, lambda s: (s[0] + 1, chunk(*s)), (1, acc))[1]
 
 
 def reset_refresh_count(cfg_env, pool_size: int) -> int:
@@ -125,8 +148,7 @@ class Rollout:
         # K: finished envs a step resets by scatter (see module doc); K = N: always select.
         self.reset_capacity = reset_scatter_capacity(num_envs, reset_capacity)
         # Kt: truncated envs whose final values one forward pass computes (more take more).
-        self.truncation_capacity = (min(num_envs, max(64, num_envs // 32)) if truncation_capacity == "auto"
-                                    else max(1, min(num_envs, int(truncation_capacity))))
+        self.truncation_capacity = chunk_capacity(num_envs, truncation_capacity, 32)
         self.axis_name = axis_name
         self.truncation_bootstrap = truncation_bootstrap
 
@@ -220,21 +242,14 @@ class Rollout:
                 return jnp.where(truncated, v.reshape(n, a), 0.0)
             # Feed-forward: evaluate only the truncated envs (few per step), gathered Kt at a
             # time, in env order; a second forward over every env doubled the policy's cost.
-            cut = jnp.any(truncated, axis=-1)
-            order = jnp.nonzero(cut, size=-(-n // kt) * kt, fill_value=n)[0]
-
-            def chunk(c, out):
-                idx = jax.lax.dynamic_slice(order, (c * kt,), (kt,))
+            def chunk(c, idx, out):
                 rows = jnp.minimum(idx, n - 1)          # padding evaluates some env, never written
                 obs_rows = jax.tree.map(lambda x: self._flat(x[rows]), obs_st)
                 _, _, v = self.policy.apply(params, obs_rows, (), jnp.zeros(kt * a, bool))
                 v = jnp.where(truncated[rows], v.reshape(kt, a), 0.0)
                 return out.at[idx].set(v, mode="drop")
 
-            out = chunk(0, jnp.zeros((n, a), jnp.float32))
-            _, out = jax.lax.while_loop(lambda s: s[0] * kt < jnp.sum(cut), lambda s: (s[0] + 1, chunk(*s)),
-                                        (1, out))
-            return out
+            return for_rows_in_chunks(jnp.any(truncated, axis=-1), kt, chunk, jnp.zeros((n, a), jnp.float32))
 
         no_truncation = lambda: jnp.zeros((n, a), jnp.float32)
         if not self.env.can_truncate:
@@ -271,7 +286,6 @@ class Rollout:
 
         # Auto-reset (see module doc).
         with jax.named_scope("auto_reset"):
-            finished = jnp.sum(done, dtype=jnp.int32)
             pool = ()
             if self.refresh:  # R fresh entries (generated ahead by ``run``) replace pool entries
                 (entries, write, take) = rs.pool
@@ -279,7 +293,7 @@ class Rollout:
                 entries = jax.tree.map(lambda e, f: e.at[slots].set(f), entries, staged)
                 first = take[0]  # the k-th finished env takes entry (take + k) mod P
                 pool = (entries, (write + self.refresh) % self.pool_size,
-                        (take + finished) % self.pool_size)
+                        (take + jnp.sum(done, dtype=jnp.int32)) % self.pool_size)
             else:
                 entries = self._fresh_episodes(cstate, self._pool_keys(k_reset))
                 # P < N: the k-th finished env takes reset k mod P; P = N: env i takes reset i.
@@ -293,14 +307,9 @@ class Rollout:
                     entries = jax.tree.map(lambda f: f[pick], entries)
                 mask = lambda o: done.reshape((n,) + (1,) * (o.ndim - 1))
                 new = jax.tree.map(lambda f, o: jnp.where(mask(o), f, o), entries, old)
-            else:  # a scatter of the finished rows only (see module doc)
-                # Finished envs in env order, padded with n (out of range: the write is
-                # dropped) to whole chunks of K.
-                order = jnp.nonzero(done, size=-(-n // k) * k, fill_value=n)[0]
-
-                def scatter(c, old):
+            else:  # a scatter of the finished rows only, K at a time (see module doc)
+                def scatter(c, idx, old):
                     """Writes the resets of the finished envs of rank cK .. cK + K - 1."""
-                    idx = jax.lax.dynamic_slice(order, (c * k,), (k,))
                     if first is None:
                         rows = jnp.minimum(idx, n - 1)  # padding reads any row, never written
                     else:
@@ -308,12 +317,10 @@ class Rollout:
                     return jax.tree.map(lambda f, o: o.at[idx].set(f[rows], mode="drop"),
                                         entries, old)
 
-                # More than K finished (rare): further chunks in a loop, whose carry XLA
-                # updates in place. Not a lax.cond around a full-width select: XLA copies a
-                # conditional's operand before scattering into it (the whole state per step).
-                new = scatter(0, old)
-                _, new = jax.lax.while_loop(lambda s: s[0] * k < finished,
-                                            lambda s: (s[0] + 1, scatter(*s)), (1, new))
+                # More than K finished (rare): further chunks in the loop. Not a lax.cond around
+                # a full-width select: XLA copies a conditional's operand before scattering
+                # into it (the whole state per step).
+                new = for_rows_in_chunks(done, k, scatter, old)
             obs, env_state, env_params, task_id = new
             new_rs = RolloutState(
                 env_state=env_state,

@@ -126,6 +126,10 @@ def _masked_steps(carry, segs, count: int, block: int):
     return lax.fori_loop(0, count, lambda _, c: _masked_step(c, segs), carry, unroll=max(1, min(int(block), count)))
 
 
+# (divisor, floor) of compact_capacity by default: batch/32 lanes, at least 64 (TickOptions)
+DEPEN_COMPACT = (32, 64)
+
+
 def compact_capacity(batch: int, divisor: int, floor: int) -> int:
     """Lanes that the straggler pass of ``loop="compact"`` runs on: ``batch / divisor`` (rounded
     up), at least ``floor`` and 2, at most the whole batch. (Never one lane: XLA:CPU compiles a
@@ -199,7 +203,7 @@ def _compact_steps(carry, segs, count: int, block: int, divisor: int, floor: int
 
 
 def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "while", unroll: int = 0,
-                block: int = 1, compact: tuple[int, int] = (32, 64)):
+                block: int = 1, compact: tuple[int, int] = DEPEN_COMPACT):
     """Up to ``cap`` depenetration steps against the fixed candidate set ``segs``.
 
     Returns (ninja, evaluations), evaluations = closest-point searches run (1..cap). Every
@@ -243,7 +247,7 @@ def depenetrate(n: Ninja, segs, cap: int = C.DEPEN_ITERATIONS, loop: str = "whil
 
 
 def collide_vs_tiles(n: Ninja, level, door_closed, dtype, cap: int = C.DEPEN_ITERATIONS, loop: str = "while",
-                     unroll: int = 0, sweep: bool = True, block: int = 1, compact: tuple[int, int] = (32, 64)):
+                     unroll: int = 0, sweep: bool = True, block: int = 1, compact: tuple[int, int] = DEPEN_COMPACT):
     """Sweep from integrate's old position, then up to ``cap`` (reference: 32) depenetration steps
     (spec §3.8). Returns (ninja, closest-point searches run). ``sweep=False`` (profiling only,
     not the reference) skips the anti-tunnelling sweep."""

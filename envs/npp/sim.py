@@ -13,6 +13,7 @@ from envs.npp import constants as C
 from envs.npp import entities as ENT
 from envs.npp.level import Level
 from envs.npp.ninja import (
+    DEPEN_COMPACT,
     collide_vs_tiles,
     finish_post_collision,
     integrate,
@@ -100,8 +101,8 @@ class TickOptions:
     # "compact": the envs still running after depen_block steps are gathered into
     # max(batch / depen_compact_divisor, depen_compact_floor) lanes (capped at the batch); when
     # more are running, the rest of the steps also runs on the whole batch (rare; still exact)
-    depen_compact_divisor: int = 32
-    depen_compact_floor: int = 64
+    depen_compact_divisor: int = DEPEN_COMPACT[0]
+    depen_compact_floor: int = DEPEN_COMPACT[1]
     # Exit switches hit in one frame: 0 = a while-loop over them (any level); k > 0 = k masked
     # passes, no loop (exact for levels with at most k exit switches, e.g. generated levels: 1).
     switch_passes: int = 0
