@@ -31,7 +31,8 @@ generated level of that curriculum stage per env (entity types 1/3/4, capacity 4
   (rollout + policy forward + GAE; ``--skip-rollout-only`` drops these): ``--policies`` from
   ``mlp`` (recipe ``npp_simplest``: MLP on ``state_local``), ``cnn`` (the same with its CNN on
   ``grid``), ``grid`` (recipe ``npp_grid``: the throughput recipe, bf16 patch CNN on ``grid``)
-  and ``grid_f32``. ``--trace-dir D`` also writes a device trace of one call per program
+  and its variants (``TRAIN_VARIANTS``: ``grid_f32``, ``grid_bias``, ``grid_e3``, ``grid_2x2``, ...).
+  ``--trace-dir D`` also writes a device trace of one call per program
   (``--trace-only kind:envs`` to pick), summarised by ``experiments/trace_summary.py``.
 
     python experiments/bench_npp.py train --policies grid,mlp --train-envs 32768 --skip-rollout-only \
@@ -432,12 +433,15 @@ def env_groups(args):
 TRAIN_VARIANTS = {
     "mlp": ("npp_simplest", "MLP 256-256-128, `state_local`", []),
     "cnn": ("npp_simplest", "CNN (64,64) + MLP, `grid`", ["env.obs_kind=grid", "policy.kind=cnn"]),
-    "grid": ("npp_grid", "recipe `npp_grid`: 2x2-patch CNN (32, 64) + 256, bf16, `grid`", []),
+    "grid": ("npp_grid", "recipe `npp_grid`: 4x4-patch conv (64, no bias) + 256, bf16, `grid`", []),
     "grid_f32": ("npp_grid", "`npp_grid` in float32", ["policy.compute_dtype=float32"]),
-    "grid_e2": ("npp_grid", "`npp_grid`, 2 epochs", ["ppo.update_epochs=2"]),
-    "grid_small": ("npp_grid", "`npp_grid` with channels (16, 32)", ["policy.cnn_channels=[16,32]"]),
-    "grid_p4": ("npp_grid", "`npp_grid` with one 4x4-patch conv (64)", [
-        "policy.cnn_channels=[64]", "policy.cnn_kernels=[4]", "policy.cnn_strides=[4]"]),
+    "grid_bias": ("npp_grid", "`npp_grid` with a conv bias", ["policy.cnn_bias=true"]),
+    "grid_e3": ("npp_grid", "`npp_grid`, 3 epochs", ["ppo.update_epochs=3"]),
+    # the fourth session's torso (2x2-patch convs (32, 64) with biases; its recipe ran T = 32)
+    "grid_2x2": ("npp_grid", "2x2-patch CNN (32, 64) with biases + 256, bf16, `grid`", [
+        "policy.cnn_channels=[32,64]", "policy.cnn_kernels=[2,2]", "policy.cnn_strides=[2,2]", "policy.cnn_bias=true"]),
+    "grid_2x2_nb": ("npp_grid", "2x2-patch CNN (32, 64) without biases", [
+        "policy.cnn_channels=[32,64]", "policy.cnn_kernels=[2,2]", "policy.cnn_strides=[2,2]"]),
 }
 
 

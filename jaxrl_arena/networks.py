@@ -64,6 +64,7 @@ class PatchConv(nn.Module):
     features: int
     k: int
     dtype: Any = jnp.float32
+    use_bias: bool = True
 
     @nn.compact
     def __call__(self, x, rows: bool = False):
@@ -76,8 +77,10 @@ class PatchConv(nn.Module):
             x = x[:, :ho * k, :wo * k, :].reshape(b, ho, k, wo, k, c).transpose(0, 1, 3, 2, 4, 5)
             x = x.reshape(b, ho, wo, k * k * c)
         kernel = self.param("kernel", nn.initializers.orthogonal(1.0), (k, k, c, self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
         y = jnp.dot(x.astype(self.dtype), kernel.reshape(k * k * c, self.features).astype(self.dtype))
+        if not self.use_bias:
+            return y
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
         return y + bias.astype(self.dtype)
 
 
@@ -120,6 +123,7 @@ class ConvTorso(nn.Module):
     kernels: Sequence[int]
     strides: Sequence[int]
     dtype: Any = jnp.float32
+    use_bias: bool = True
 
     @nn.compact
     def __call__(self, x):
@@ -130,14 +134,14 @@ class ConvTorso(nn.Module):
             for i, (c, k) in enumerate(zip(self.channels, self.kernels)):
                 if i > 0:   # the next layer's patches are consecutive rows (patch_rows)
                     x = x.reshape(b, -1, k * k * x.shape[-1])
-                x = nn.relu(PatchConv(c, k, self.dtype, name=f"Conv_{i}")(x, rows=True))
+                x = nn.relu(PatchConv(c, k, self.dtype, self.use_bias, name=f"Conv_{i}")(x, rows=True))
             return x.reshape(b, -1)
         for i, (c, k, s) in enumerate(zip(self.channels, self.kernels, self.strides)):
             if k == s:
-                x = PatchConv(c, k, self.dtype, name=f"Conv_{i}")(x)
+                x = PatchConv(c, k, self.dtype, self.use_bias, name=f"Conv_{i}")(x)
             else:
                 x = nn.Conv(c, (k, k), (s, s), padding="VALID", kernel_init=nn.initializers.orthogonal(1.0),
-                            dtype=self.dtype, name=f"Conv_{i}")(x)
+                            use_bias=self.use_bias, dtype=self.dtype, name=f"Conv_{i}")(x)
             x = nn.relu(x)
         return x.reshape(b, -1)
 
@@ -193,7 +197,7 @@ class Encoder(nn.Module):
         cfg = self.cfg
         dtype = compute_dtype(cfg)
         if self.grid:
-            x = ConvTorso(cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides, dtype)(x)
+            x = ConvTorso(cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides, dtype, cfg.cnn_bias)(x)
         x = x.reshape(x.shape[0], -1)
         for h in cfg.hidden_sizes:
             x = nn.relu(_dense(h, 1.0, dtype)(x))
@@ -241,7 +245,7 @@ class Policy:
     """Uniform interface over feed-forward and recurrent actor-critics (see module doc)."""
 
     def __init__(self, cfg: PolicyConfig, obs_shape: tuple[int, ...], num_actions: int,
-                 obs_scale: np.ndarray | None = None):
+                 obs_scale: np.ndarray | None = None, obs_dtype=None):
         self.cfg = cfg
         self.obs_shape = tuple(obs_shape)
         self.num_actions = int(num_actions)
@@ -257,6 +261,10 @@ class Policy:
         # first matrix product directly instead of rearranging the grid again every epoch.
         self.packs = self.conv_input and is_patch_stack(cfg.cnn_kernels, cfg.cnn_strides)
         self.channels_last = self.conv_input and not self.packs
+        # uint8 grids are packed as int8 (value - 128, a flip of the top bit; ``_prepare`` adds
+        # the 128 back, exactly): XLA's GPU matrix products read int8 operands directly, with the
+        # cast fused, but not uint8, which cost a bf16 copy of every minibatch (docs/BENCHMARKS.md).
+        self.pack_offset = self.packs and obs_dtype is not None and jnp.dtype(obs_dtype) == jnp.uint8
         kernels = tuple(cfg.cnn_kernels)
         self.packed_shape = (jax.eval_shape(lambda o: patch_rows(o, kernels),
                                             jax.ShapeDtypeStruct((1,) + self.obs_shape, jnp.uint8)).shape[1:]
@@ -285,16 +293,22 @@ class Policy:
 
     def pack(self, obs):
         """Observations ``[B, *obs_shape]`` in the form the torso reads and rollouts store:
-        ``[B, *packed_shape]`` (same dtype; a pure rearrangement) for patch-stack conv torsos,
-        unchanged otherwise. ``apply`` takes observations in either form."""
+        ``[B, *packed_shape]`` for patch-stack conv torsos (a pure rearrangement; uint8 grids
+        become int8 ``value - 128``, see ``pack_offset``), unchanged otherwise. ``apply`` takes
+        observations in either form."""
         if self.packs and obs.shape[1:] == self.obs_shape:
-            return patch_rows(obs, self.cfg.cnn_kernels)
+            obs = patch_rows(obs, self.cfg.cnn_kernels)
+            if self.pack_offset:
+                obs = jax.lax.bitcast_convert_type(obs ^ jnp.uint8(0x80), jnp.int8)
         return obs
 
     def _prepare(self, obs):
         obs = self.pack(obs)
-        return _prepare(obs, self.obs_scale, channels_last=self.channels_last,
-                        dtype=compute_dtype(self.cfg) if self.conv_input else jnp.float32)
+        dtype = compute_dtype(self.cfg) if self.conv_input else jnp.float32
+        if self.pack_offset:   # int8 value - 128 -> value, exact in bf16 and float32 (|v| <= 256)
+            x = obs.astype(dtype) + jnp.asarray(128, dtype)
+            return x * jnp.asarray(self.obs_scale, dtype) if self.obs_scale is not None else x
+        return _prepare(obs, self.obs_scale, channels_last=self.channels_last, dtype=dtype)
 
     def initial_carry(self, batch: int) -> Any:
         if not self.is_recurrent:
@@ -332,8 +346,8 @@ class Policy:
         return carry, logits, value
 
 
-def make_policy(cfg: PolicyConfig, obs_shape, num_actions, obs_scale=None) -> Policy:
-    return Policy(cfg, obs_shape, num_actions, obs_scale)
+def make_policy(cfg: PolicyConfig, obs_shape, num_actions, obs_scale=None, obs_dtype=None) -> Policy:
+    return Policy(cfg, obs_shape, num_actions, obs_scale, obs_dtype)
 
 
 def count_params(params) -> int:

@@ -147,7 +147,7 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     params0 = env.default_params
     obs_space = env.observation_space(params0)
     policy = make_policy(cfg.policy, obs_space.shape, env.action_space(params0).n,
-                         getattr(env, "dense_obs_scale", None))
+                         getattr(env, "dense_obs_scale", None), getattr(obs_space, "dtype", None))
     policy.clip_vloss = ppo.clip_vloss
     curriculum = make_curriculum(cfg, env)
     pool_size = reset_pool_size(cfg.env, local_envs)

@@ -197,3 +197,63 @@ def test_packed_observations_give_the_same_outputs(scale_kind):
         unscaled = make_policy(cfg, shape, 5, None)
         np.testing.assert_allclose(unscaled.apply(params, jnp.asarray(by_hand), (), None)[1], logits_raw,
                                    rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_uint8_grids_pack_as_int8_and_compute_the_same_function(dtype):
+    """With ``obs_dtype=uint8`` a patch-stack policy stores its packed rows as int8 (value - 128:
+    GPU matrix products read int8 directly, not uint8) and adds the 128 back exactly: outputs
+    are bit-identical to packing as uint8, in float32 and bf16, raw or packed input, including
+    the extreme bytes 0, 127, 128 and 255."""
+    cfg = PolicyConfig(kind="cnn", hidden_sizes=(16,), cnn_channels=(4, 6), cnn_kernels=(2, 2),
+                       cnn_strides=(2, 2), actor_hidden=8, critic_hidden=8, compute_dtype=dtype)
+    shape = (3, 9, 10)
+    scale = np.array([1 / 255, 2 / 255, 0.5 / 255], np.float32)
+    as_uint8 = make_policy(cfg, shape, 5, scale)
+    as_int8 = make_policy(cfg, shape, 5, scale, obs_dtype=jnp.uint8)
+    obs = jax.random.randint(jax.random.PRNGKey(0), (4,) + shape, 0, 256).astype(jnp.uint8)
+    obs = obs.at[0, 0, :4, :4].set(jnp.array([0, 127, 128, 255], jnp.uint8))
+    packed = as_int8.pack(obs)
+    chex.assert_type(packed, jnp.int8)
+    chex.assert_shape(packed, (4,) + as_int8.packed_shape)
+    np.testing.assert_array_equal(np.asarray(packed).astype(np.int32) + 128, np.asarray(as_uint8.pack(obs)))
+    np.testing.assert_array_equal(as_int8.pack(packed), packed)   # packing is idempotent
+    params = as_uint8.init(jax.random.PRNGKey(1), obs)
+    ref = as_uint8.apply(params, obs, (), None)
+    for x in (obs, packed):
+        out = as_int8.apply(params, x, (), None)
+        np.testing.assert_array_equal(out[1], ref[1])
+        np.testing.assert_array_equal(out[2], ref[2])
+    # grids of other dtypes keep their own (pure rearrangement) packing
+    chex.assert_type(make_policy(cfg, shape, 5, scale, obs_dtype=jnp.float32).pack(obs.astype(jnp.float32)),
+                     jnp.float32)
+
+
+@pytest.mark.parametrize("kernels,strides", [((2, 2), (2, 2)), ((3,), (1,))])
+def test_conv_without_bias_is_the_biased_torso_at_zero_bias(kernels, strides):
+    """``policy.cnn_bias=false`` drops only the conv layers' bias parameters (patch stacks and
+    ``nn.Conv`` alike): the function equals the biased torso with its conv biases at zero, and
+    dense layers keep theirs."""
+    base = dict(kind="cnn", hidden_sizes=(16,), cnn_channels=(4,) * len(kernels), cnn_kernels=kernels,
+                cnn_strides=strides, actor_hidden=8, critic_hidden=8)
+    shape = (3, 8, 8)
+    obs = jax.random.randint(jax.random.PRNGKey(0), (2,) + shape, 0, 256).astype(jnp.uint8)
+    with_bias = make_policy(PolicyConfig(**base), shape, 5)
+    without = make_policy(PolicyConfig(**base, cnn_bias=False), shape, 5)
+    p_without = without.init(jax.random.PRNGKey(1), obs)
+    convs = p_without["params"]["Encoder_0"]["ConvTorso_0"]
+    assert all(set(layer) == {"kernel"} for layer in convs.values()), convs
+    assert "bias" in p_without["params"]["Encoder_0"]["Dense_0"]
+    p_with = with_bias.init(jax.random.PRNGKey(1), obs)
+    p_with = jax.tree.map(lambda x: x, p_with)
+    for name, layer in convs.items():
+        p_with["params"]["Encoder_0"]["ConvTorso_0"][name]["kernel"] = layer["kernel"]
+        assert not np.any(np.asarray(p_with["params"]["Encoder_0"]["ConvTorso_0"][name]["bias"]))
+    rest = {k: v for k, v in p_without["params"].items()}
+    for k in rest:
+        if k != "Encoder_0":
+            p_with["params"][k] = rest[k]
+    p_with["params"]["Encoder_0"]["Dense_0"] = p_without["params"]["Encoder_0"]["Dense_0"]
+    a, b = with_bias.apply(p_with, obs, (), None), without.apply(p_without, obs, (), None)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(a[2], b[2], rtol=1e-6, atol=1e-6)

@@ -201,8 +201,10 @@ def entity_positions(sim, level):
 # ----------------------------------------------------------------------------- grids
 
 
-def _entity_planes(sim, level, rows, cols, scale, oy, ox):
-    """Scatter entities into [rows, cols] planes at ``scale`` px per pixel with origin (ox, oy)."""
+def _entity_marks(sim, level, rows, cols, scale, oy, ox):
+    """Where entities mark a [rows, cols] grid at ``scale`` px per pixel with origin (ox, oy):
+    ``(iy, ix, value)`` per plane (mines, goals, doors), uint8 values, 0 = no mark; marks outside
+    the grid point at the spare row/column ``(rows, cols)`` (see :func:`_scatter_planes`)."""
     t = level.ent_type
     e = sim.ents
     pos = e.pos.astype(jnp.float32)
@@ -217,11 +219,7 @@ def _entity_planes(sim, level, rows, cols, scale, oy, ox):
                        jnp.where(t == C.T_EXIT, jnp.where(sim.switch_hit, 255, 128), 0))
     door_sw = ((t == C.T_DOOR_LOCKED) | (t == C.T_DOOR_TRAP)) & e.active
     door_v = jnp.where(door_sw, 160, 0)
-    planes = []
-    for v in (mine_v, goal_v, door_v):
-        p = jnp.zeros((rows + 1, cols + 1), jnp.int32).at[iy, ix].max(v.astype(jnp.int32))
-        planes.append(p[:rows, :cols])
-    # closed door segments (centre of the segment)
+    # closed door segments mark the door plane too (at the segment's centre)
     dseg = level.door_seg.astype(jnp.float32)
     is_door = (t == C.T_DOOR_REGULAR) | (t == C.T_DOOR_LOCKED) | (t == C.T_DOOR_TRAP)
     cxd = (dseg[:, 0] + dseg[:, 2]) / 2
@@ -229,10 +227,27 @@ def _entity_planes(sim, level, rows, cols, scale, oy, ox):
     dy_ = jnp.floor((cyd - oy) / scale).astype(jnp.int32)
     dx_ = jnp.floor((cxd - ox) / scale).astype(jnp.int32)
     ok = is_door & e.door_closed & (dy_ >= 0) & (dy_ < rows) & (dx_ >= 0) & (dx_ < cols)
-    d = jnp.zeros((rows + 1, cols + 1), jnp.int32).at[jnp.where(ok, dy_, rows), jnp.where(ok, dx_, cols)].max(
-        jnp.where(ok, 255, 0))
-    planes[2] = jnp.maximum(planes[2], d[:rows, :cols])
-    return [p.astype(jnp.uint8) for p in planes]
+    u8 = lambda v: v.astype(jnp.uint8)
+    return [(iy, ix, u8(mine_v)), (iy, ix, u8(goal_v)),
+            (jnp.concatenate([iy, jnp.where(ok, dy_, rows)]), jnp.concatenate([ix, jnp.where(ok, dx_, cols)]),
+             jnp.concatenate([u8(door_v), u8(jnp.where(ok, 255, 0))]))]
+
+
+def _scatter_planes(marks, rows, cols):
+    """uint8[len(marks), rows, cols]: each plane the max of its marks (0 where none), all planes
+    in one uint8 scatter rather than one int32 scatter per plane (each zero-filled, then read
+    back at 4 bytes per pixel): ~3% of an `npp_grid` update on the H100 (docs/BENCHMARKS.md)."""
+    plane = jnp.concatenate([jnp.full(iy.shape, p, jnp.int32) for p, (iy, _, _) in enumerate(marks)])
+    iy = jnp.concatenate([m[0] for m in marks])
+    ix = jnp.concatenate([m[1] for m in marks])
+    v = jnp.concatenate([m[2] for m in marks])
+    planes = jnp.zeros((len(marks), rows + 1, cols + 1), jnp.uint8).at[plane, iy, ix].max(v)
+    return planes[:, :rows, :cols]
+
+
+def _entity_planes(sim, level, rows, cols, scale, oy, ox):
+    """The entity planes (mines, goals, doors) of a [rows, cols] grid, uint8 (see ``GRID_CHANNELS``)."""
+    return list(_scatter_planes(_entity_marks(sim, level, rows, cols, scale, oy, ox), rows, cols))
 
 
 def state_plane(vec):
@@ -256,8 +271,9 @@ def grid(sim, level, half_occ, cell_occ, visited, state_vec):
                                              jnp.clip(cols, 0, half_occ.shape[1] - 1)[None, :]], jnp.uint8(255))
     oy = (hy - 12).astype(jnp.float32) * 12
     ox = (hx - 22).astype(jnp.float32) * 12
-    l_mine, l_goal, l_door = _entity_planes(sim, level, GRID_H, GRID_W, 12.0, oy, ox)
-    g_mine, g_goal, _ = _entity_planes(sim, level, GRID_H, GRID_W, 24.0, 0.0, 0.0)
+    local = _entity_marks(sim, level, GRID_H, GRID_W, 12.0, oy, ox)
+    glob = _entity_marks(sim, level, GRID_H, GRID_W, 24.0, 0.0, 0.0)[:2]       # no global door plane
+    l_mine, l_goal, l_door, g_mine, g_goal = _scatter_planes(local + glob, GRID_H, GRID_W)
     cx, cy = cell_of_px(jnp.stack([x, y]))
     ninja = jnp.where((jnp.arange(GRID_H)[:, None] == cy) & (jnp.arange(GRID_W)[None, :] == cx),
                       jnp.uint8(255), jnp.uint8(0))
