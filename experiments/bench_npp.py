@@ -31,12 +31,12 @@ generated level of that curriculum stage per env (entity types 1/3/4, capacity 4
   (rollout + policy forward + GAE; ``--skip-rollout-only`` drops these): ``--policies`` from
   ``mlp`` (recipe ``npp_simplest``: MLP on ``state_local``), ``cnn`` (the same with its CNN on
   ``grid``), ``grid`` (recipe ``npp_grid``: the throughput recipe, bf16 patch CNN on ``grid``)
-  and its variants (``TRAIN_VARIANTS``: ``grid_f32``, ``grid_bias``, ``grid_e3``, ``grid_2x2``, ...).
+  and its variants (``TRAIN_VARIANTS``: ``grid_f32``, ``grid_bias``, ``grid_e4``, ``grid_2x2``, ...).
   ``--trace-dir D`` also writes a device trace of one call per program
   (``--trace-only kind:envs`` to pick), summarised by ``experiments/trace_summary.py``.
 
-    python experiments/bench_npp.py train --policies grid,mlp --train-envs 32768 --skip-rollout-only \
-        --updates 1 --train-override ppo.num_steps=32 --trace-dir traces      # the H100 table
+    python experiments/bench_npp.py train --policies grid,grid_e4 --train-envs 131072 --skip-rollout-only \
+        --updates 2 --trace-dir traces --trace-only grid:131072        # the H100 table (fifth session)
 
 Programs are compiled in a thread pool (``--compile-workers``) while earlier ones are timed, so
 a compile's seconds include waiting for a core. ``--deadline`` skips what would start after that
@@ -436,7 +436,7 @@ TRAIN_VARIANTS = {
     "grid": ("npp_grid", "recipe `npp_grid`: 4x4-patch conv (64, no bias) + 256, bf16, `grid`", []),
     "grid_f32": ("npp_grid", "`npp_grid` in float32", ["policy.compute_dtype=float32"]),
     "grid_bias": ("npp_grid", "`npp_grid` with a conv bias", ["policy.cnn_bias=true"]),
-    "grid_e3": ("npp_grid", "`npp_grid`, 3 epochs", ["ppo.update_epochs=3"]),
+    "grid_e4": ("npp_grid", "`npp_grid`, 4 epochs", ["ppo.update_epochs=4"]),
     # the fourth session's torso (2x2-patch convs (32, 64) with biases; its recipe ran T = 32)
     "grid_2x2": ("npp_grid", "2x2-patch CNN (32, 64) with biases + 256, bf16, `grid`", [
         "policy.cnn_channels=[32,64]", "policy.cnn_kernels=[2,2]", "policy.cnn_strides=[2,2]", "policy.cnn_bias=true"]),
@@ -493,7 +493,7 @@ def train_groups(args):
                 if args.trace_dir and (not args.trace_only or f"{kind}:{n}" in names(args.trace_only)):
                     save_trace(exe, state, Path(args.trace_dir) / f"train_{kind}_{n}.xplane.pb.gz")
                 del state
-        print("\nTrain: the compiled chunk (rollout with auto-reset, GAE, 4 epochs x 4 minibatches), median "
+        print("\nTrain: the compiled chunk (rollout with auto-reset, GAE, the recipe's epochs x minibatches), median "
               "of warm calls; rollout-only: the same chunk with the learner off.", flush=True)
 
     return [Group(prepare, report, exclusive=True)]
