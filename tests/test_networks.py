@@ -244,16 +244,13 @@ def test_conv_without_bias_is_the_biased_torso_at_zero_bias(kernels, strides):
     convs = p_without["params"]["Encoder_0"]["ConvTorso_0"]
     assert all(set(layer) == {"kernel"} for layer in convs.values()), convs
     assert "bias" in p_without["params"]["Encoder_0"]["Dense_0"]
-    p_with = with_bias.init(jax.random.PRNGKey(1), obs)
-    p_with = jax.tree.map(lambda x: x, p_with)
-    for name, layer in convs.items():
-        p_with["params"]["Encoder_0"]["ConvTorso_0"][name]["kernel"] = layer["kernel"]
-        assert not np.any(np.asarray(p_with["params"]["Encoder_0"]["ConvTorso_0"][name]["bias"]))
-    rest = {k: v for k, v in p_without["params"].items()}
-    for k in rest:
-        if k != "Encoder_0":
-            p_with["params"][k] = rest[k]
-    p_with["params"]["Encoder_0"]["Dense_0"] = p_without["params"]["Encoder_0"]["Dense_0"]
+    p_with = jax.tree.map(lambda x: x, p_without)          # a copy of the nested dicts, then zero biases
+    for layer in p_with["params"]["Encoder_0"]["ConvTorso_0"].values():
+        layer["bias"] = jnp.zeros(layer["kernel"].shape[-1])
+    reference = with_bias.init(jax.random.PRNGKey(1), obs)
+    assert jax.tree.structure(p_with) == jax.tree.structure(reference)
+    assert jax.tree.map(jnp.shape, p_with) == jax.tree.map(jnp.shape, reference)
+    assert all(set(layer) == {"kernel"} for layer in convs.values())   # the copy left p_without as it was
     a, b = with_bias.apply(p_with, obs, (), None), without.apply(p_without, obs, (), None)
     np.testing.assert_allclose(a[1], b[1], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(a[2], b[2], rtol=1e-6, atol=1e-6)
