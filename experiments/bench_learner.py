@@ -8,8 +8,7 @@ alone takes seconds where the whole train chunk takes minutes, so this is where 
 torso variants are compared. The rollout is synthetic: random observation bytes in the
 policy's stored (packed) form, random actions, normal advantages and returns; the learner is
 ``jaxrl_arena.ppo.Learner`` with the recipe's policy, as ``make_train`` builds them. A variant
-is a set of config overrides and/or an experimental code path patched in for the measurement
-only (``VARIANTS``). Each row:
+is a set of config overrides (``VARIANTS``). Each row:
 median ms per update of warm calls, and the compiled program's kernel-level HLO (``--hlo-dir``)
 for reading which fusions XLA formed.
 """
@@ -17,7 +16,6 @@ for reading which fusions XLA formed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import os
 import sys
@@ -37,54 +35,17 @@ from jaxrl_arena.benchmarking import median_seconds
 TORSO_2X2 = ["policy.cnn_channels=[32,64]", "policy.cnn_kernels=[2,2]", "policy.cnn_strides=[2,2]"]
 
 
-# ----------------------------------------------------------------------------- patches
-@contextlib.contextmanager
-def patched(obj, name, value):
-    old = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, old)
-
-
-def _contiguous_update(self, params, opt_state, opt_step, data, hp, key, update_index):
-    """Learner.update with minibatches = contiguous row blocks (shuffled order, no gather)."""
-    num_mb = self.ppo.num_minibatches
-    coefs = {"clip_coef": hp.clip_coef, "vf_clip_coef": hp.vf_clip_coef, "vf_coef": hp.vf_coef,
-             "ent_coef": hp.ent_coef * self.ent_factor(update_index)}
-    size = data.advantages.shape[1] // num_mb
-
-    def epoch(carry, k):
-        order = jax.random.permutation(k, num_mb)
-
-        def minibatch(c, m):
-            sl = lambda x, axis: jax.lax.dynamic_slice_in_dim(x, m * size, size, axis)
-            seq = {f: jax.tree.map(lambda x: sl(x, 1), getattr(data, f)) for f in data._fields if f != "carry"}
-            mb = ppo.Minibatch(carry=jax.tree.map(lambda x: sl(x, 0), data.carry), **seq)
-            return self.step(c, mb, coefs, hp)
-
-        return jax.lax.scan(minibatch, carry, order)
-
-    keys = jax.random.split(key, self.ppo.update_epochs)
-    (params, opt_state, opt_step), metrics = jax.lax.scan(epoch, (params, opt_state, opt_step), keys)
-    return params, opt_state, opt_step, jax.tree.map(jnp.mean, metrics)
-
-
-PATCHES = {"contig": [(ppo.Learner, "update", _contiguous_update)]}
-
-# name -> (config overrides, patches). "uint8": grids packed as uint8 (as before int8 packing);
-# "contig": minibatches as contiguous row blocks (no gather; XLA copies the slice anyway);
-# "2x2*": the fourth session's torso, 2x2-patch convs (32, 64), at that recipe's 4 epochs.
+# name -> config overrides. "uint8": grids packed as uint8 (as before int8 packing); "2x2*": the
+# fourth session's torso, 2x2-patch convs (32, 64), at that recipe's 4 epochs. (Variants that
+# needed code patched in, e.g. contiguous minibatches, are recorded in docs/BENCHMARKS.md.)
 VARIANTS = {
-    "base": ([], []),
-    "uint8": ([], []),
-    "contig": ([], ["contig"]),
-    "bias": (["policy.cnn_bias=true"], []),
-    "e4": (["ppo.update_epochs=4"], []),
-    "2x2": (TORSO_2X2 + ["policy.cnn_bias=true", "ppo.update_epochs=4"], []),
-    "2x2_uint8": (TORSO_2X2 + ["policy.cnn_bias=true", "ppo.update_epochs=4"], []),
-    "2x2_nobias": (TORSO_2X2 + ["ppo.update_epochs=4"], []),
+    "base": [],
+    "uint8": [],
+    "bias": ["policy.cnn_bias=true"],
+    "e4": ["ppo.update_epochs=4"],
+    "2x2": TORSO_2X2 + ["policy.cnn_bias=true", "ppo.update_epochs=4"],
+    "2x2_uint8": TORSO_2X2 + ["policy.cnn_bias=true", "ppo.update_epochs=4"],
+    "2x2_nobias": TORSO_2X2 + ["ppo.update_epochs=4"],
 }
 
 
@@ -104,24 +65,19 @@ def synthetic_rollout(policy, samples: int, key):
 
 
 def run_variant(name: str, args, obs_shape, num_actions, obs_scale, obs_dtype):
-    overrides, patch_names = VARIANTS[name]
-    cfg = C.apply_overrides(C.get_recipe(args.recipe), [*overrides, *args.override])
-    with contextlib.ExitStack() as stack:
-        for p in patch_names:
-            for obj, attr, fn in PATCHES[p]:
-                stack.enter_context(patched(obj, attr, fn))
-        policy = networks.make_policy(cfg.policy, obs_shape, num_actions, obs_scale,
-                                      None if name.endswith("uint8") else obs_dtype)
-        learner = ppo.Learner(policy, cfg.ppo, total_updates=1000)
-        key = jax.random.PRNGKey(0)
-        data = jax.jit(synthetic_rollout, static_argnums=(0, 1))(policy, args.samples, key)
-        params = policy.init(key, jax.tree.map(lambda x: x[0, :2], data.obs))
-        opt = learner.init(params)
-        hp = ppo.Hyperparams.from_config(cfg.ppo)
-        fn = jax.jit(lambda p, o, d, k: learner.update(p, o, jnp.zeros((), jnp.int32), d, hp, k, 0)[:2])
-        t0 = time.perf_counter()
-        exe = fn.lower(params, opt, data, key).compile()
-        compile_s = time.perf_counter() - t0
+    cfg = C.apply_overrides(C.get_recipe(args.recipe), [*VARIANTS[name], *args.override])
+    policy = networks.make_policy(cfg.policy, obs_shape, num_actions, obs_scale,
+                                  None if name.endswith("uint8") else obs_dtype)
+    learner = ppo.Learner(policy, cfg.ppo, total_updates=1000)
+    key = jax.random.PRNGKey(0)
+    data = jax.jit(synthetic_rollout, static_argnums=(0, 1))(policy, args.samples, key)
+    params = policy.init(key, jax.tree.map(lambda x: x[0, :2], data.obs))
+    opt = learner.init(params)
+    hp = ppo.Hyperparams.from_config(cfg.ppo)
+    fn = jax.jit(lambda p, o, d, k: learner.update(p, o, jnp.zeros((), jnp.int32), d, hp, k, 0)[:2])
+    t0 = time.perf_counter()
+    exe = fn.lower(params, opt, data, key).compile()
+    compile_s = time.perf_counter() - t0
     out = exe(params, opt, data, key)
     jax.block_until_ready(out)
     finite = bool(all(jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(out[0])))
@@ -131,9 +87,9 @@ def run_variant(name: str, args, obs_shape, num_actions, obs_scale, obs_dtype):
         with gzip.open(Path(args.hlo_dir) / f"learner_{name}.hlo.txt.gz", "wt") as f:
             f.write(exe.as_text())
     steps = cfg.ppo.update_epochs * cfg.ppo.num_minibatches
-    return dict(name=name, ms=sec * 1e3, per_step=sec * 1e3 / steps, compile_s=compile_s, finite=finite,
-                torso=f"{list(cfg.policy.cnn_channels)} k{list(cfg.policy.cnn_kernels)}",
-                epochs=cfg.ppo.update_epochs, mbs=cfg.ppo.num_minibatches)
+    return {"name": name, "ms": sec * 1e3, "per_step": sec * 1e3 / steps, "compile_s": compile_s,
+            "finite": finite, "torso": f"{list(cfg.policy.cnn_channels)} k{list(cfg.policy.cnn_kernels)}",
+            "epochs": cfg.ppo.update_epochs, "mbs": cfg.ppo.num_minibatches}
 
 
 def main(argv=None) -> int:

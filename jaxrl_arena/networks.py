@@ -38,14 +38,16 @@ def _dense(features: int, gain: float = np.sqrt(2.0), dtype=jnp.float32) -> nn.D
 
 
 def _prepare(obs: jax.Array, scale: np.ndarray | None, channels_last: bool = False,
-             dtype=jnp.float32) -> jax.Array:
-    """uint8/bool/float obs -> ``dtype`` (the layers' arithmetic), times a fixed (per-channel)
-    scale, given in the layout of the result. ``channels_last``: ``[B, C, H, W]`` grids become
-    ``[B, H, W, C]`` *before* the cast, so the layout change moves the 1-byte observation, not a
-    4-byte copy of it."""
+             dtype=jnp.float32, offset: int = 0) -> jax.Array:
+    """uint8/bool/float obs -> ``dtype`` (the layers' arithmetic), plus ``offset`` (int8-packed
+    uint8 grids: 128, exact), times a fixed (per-channel) scale, given in the layout of the
+    result. ``channels_last``: ``[B, C, H, W]`` grids become ``[B, H, W, C]`` *before* the cast,
+    so the layout change moves the 1-byte observation, not a 4-byte copy of it."""
     if channels_last:
         obs = jnp.transpose(obs, (0, 2, 3, 1))
     x = obs.astype(dtype)
+    if offset:
+        x = x + jnp.asarray(offset, dtype)
     if scale is not None:
         x = x * jnp.asarray(scale, dtype)
     return x
@@ -303,12 +305,9 @@ class Policy:
         return obs
 
     def _prepare(self, obs):
-        obs = self.pack(obs)
-        dtype = compute_dtype(self.cfg) if self.conv_input else jnp.float32
-        if self.pack_offset:   # int8 value - 128 -> value, exact in bf16 and float32 (|v| <= 256)
-            x = obs.astype(dtype) + jnp.asarray(128, dtype)
-            return x * jnp.asarray(self.obs_scale, dtype) if self.obs_scale is not None else x
-        return _prepare(obs, self.obs_scale, channels_last=self.channels_last, dtype=dtype)
+        return _prepare(self.pack(obs), self.obs_scale, channels_last=self.channels_last,
+                        dtype=compute_dtype(self.cfg) if self.conv_input else jnp.float32,
+                        offset=128 if self.pack_offset else 0)   # int8 value - 128 -> value
 
     def initial_carry(self, batch: int) -> Any:
         if not self.is_recurrent:

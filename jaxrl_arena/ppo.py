@@ -234,10 +234,9 @@ class Learner:
         def epoch(carry, k):
             # Each minibatch gathers its own rows inside the step instead of the epoch writing a
             # shuffled copy of the whole rollout first: for grid observations that copy was
-            # the rollout's size (GBs) written and read again per epoch, while a minibatch's
-            # gather fuses with its first consumer (the policy's input cast; keeping the gathered
-            # uint8 apart measured slower on the H100: XLA did not move the cast into the matrix
-            # product). Same minibatches, same order.
+            # the rollout's size (GBs) written and read again per epoch. (The gather itself stays
+            # a copy of the minibatch; contiguous slices measured no better on the H100: XLA
+            # copied the dynamic slice too.) Same minibatches, same order.
             perm = jax.random.permutation(k, num_seq).reshape(num_mb, num_seq // num_mb)
 
             def minibatch(c, rows):
