@@ -1,5 +1,8 @@
 """Environment names → instances. ``make(name, env_cfg)`` knows every gymnax env and this
-project's envs (``arena``)."""
+project's envs (``arena``).
+
+Section marks (§) cite docs/specs/arena.md.
+"""
 
 from __future__ import annotations
 

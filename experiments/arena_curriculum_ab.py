@@ -9,6 +9,8 @@ held-out suites ``arena/basic`` and ``arena/combat`` (arena.md §12.1).
 ``train`` runs the variants one after another in this process (their compiled programs
 differ) into ``<out>/<variant>/``; ``plot`` draws ``eval/heart.get/<suite>`` against
 agent-steps per variant (thin lines: seeds; thick: their mean) and prints a table.
+
+Section marks (§) cite docs/specs/arena.md.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Every field has a type annotation; overrides are parsed to that type (ints with 
 bools, tuples, enums as ``Literal``, ``auto`` where the field allows it). Mistakes raise
 :class:`ConfigError` with a single line naming the bad key or value and what is allowed; the
 CLI prints it and exits with status 2 before anything compiles.
+
+Section marks (§) cite docs/specs/ (arena.md, npp.md).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ networks, so the rollout and the learner never branch on the kind:
 
 The recurrent shape is Metta's "fast" policy (spec arena.md §13.3): CNN → 2×128 MLP →
 2-layer LSTM 128 → actor 512 → logits, critic 1024 (tanh) → value.
+
+Section marks (§) cite docs/specs/arena.md.
 """
 
 from __future__ import annotations

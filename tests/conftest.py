@@ -14,17 +14,15 @@ sys.path.insert(0, str(REPO))
 import pytest  # noqa: E402
 
 
-def golden_dir() -> Path:
-    """``$JAXRL_GOLDEN_DIR`` or the ``shared/golden`` folder beside the repository."""
-    return Path(os.environ.get("JAXRL_GOLDEN_DIR", REPO.parent / "shared" / "golden"))
-
-
 @pytest.fixture(scope="session")
 def golden() -> Path:
-    path = golden_dir()
-    if not path.exists():
-        pytest.fail(f"golden data not found at {path}; set JAXRL_GOLDEN_DIR")
-    return path
+    """The golden data: the repository copy (tests/data/golden) or ``$JAXRL_GOLDEN_DIR``."""
+    from envs.golden_data import golden_dir
+
+    try:
+        return golden_dir()
+    except FileNotFoundError as e:
+        pytest.fail(str(e))
 
 
 def _enable_compilation_cache() -> None:

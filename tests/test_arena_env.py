@@ -1,4 +1,7 @@
-"""Contract, map generation, observations and episode-end behaviour of the JAX arena."""
+"""Contract, map generation, observations and episode-end behaviour of the JAX arena.
+
+Section marks (§) cite docs/specs/arena.md.
+"""
 
 import chex
 import jax
@@ -247,3 +250,32 @@ def test_step_env_is_step_env_ordered_with_its_permutation(env, reset, step):
     a = step(key, s, actions, params)
     b = jax.jit(env.step_env_ordered)(key, s, actions, params, order)
     chex.assert_trees_all_equal(a[:5], b[:5])
+
+
+
+def test_reward_potential_sums_in_engine_order():
+    """Phi is a float32 sum whose order shows in the last bit. The reference engine recorded
+    (ep00_scripted, step 60, agent 15) ore_red 1, battery_red 1, heart 1 -> 1.9000001, the
+    item-id order's sum; alphabetical order by item name would give 1.8999999."""
+    from envs.arena import golden
+    from envs.arena.env import potential
+
+    rec = np.load(golden.golden_dir() / "ep00_scripted.npz")
+    inv = rec["agent_inventory"][60, 15]
+    recorded = rec["agent_stat_reward"][60, 15]
+    held = {K.RESOURCE_NAMES[i]: int(inv[i]) for i in np.nonzero(inv)[0]}
+    assert held == {"ore_red": 1, "battery_red": 1, "heart": 1}
+    assert recorded == np.float32(1.9000001)
+    params = make_params()
+    phi = np.asarray(jax.jit(potential)(jnp.asarray(inv), params))
+    assert phi.dtype == np.float32 and phi == recorded, repr(phi)
+    # the alphabetical sum differs in the last bit: the test would catch that order
+    per_item = np.minimum(inv.astype(np.float32) * np.asarray(params.reward_weight),
+                          np.asarray(params.reward_cap)).astype(np.float32)
+    alphabetical = np.float32(0)
+    for i in sorted(range(K.NUM_RESOURCES), key=lambda i: K.RESOURCE_NAMES[i]):
+        alphabetical = np.float32(alphabetical + per_item[i])
+    assert alphabetical != recorded
+    # the same value through a step: an initial inventory is rewarded at step 1 (Phi(0) = 0)
+    _, out = _replay(["#####", "#.@.#", "#####"], [[0]], params, {0: held})
+    assert out[0][0].dtype == np.float32 and out[0][0][0] == recorded, repr(out[0][0])

@@ -1,5 +1,8 @@
 """Uniform-random-policy statistics vs the reference engine (spec §14): every stat within
-4 combined standard errors over 200 episodes. Slow (minutes on CPU)."""
+4 combined standard errors over 200 episodes. Slow (minutes on CPU).
+
+Section marks (§) cite docs/specs/arena.md.
+"""
 
 import json
 

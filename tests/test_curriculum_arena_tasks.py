@@ -1,4 +1,7 @@
-"""The arena's bucketed task space (arena.md §12.1)."""
+"""The arena's bucketed task space (arena.md §12.1).
+
+Section marks (§) cite docs/specs/arena.md.
+"""
 
 import random
 

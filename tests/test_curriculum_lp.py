@@ -2,6 +2,8 @@
 
 Compilation dominates on CPU, so the tests share a few curricula and their jitted functions,
 and every update sees M rows.
+
+Section marks (§) cite docs/specs/arena.md.
 """
 
 import jax

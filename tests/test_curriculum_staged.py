@@ -1,4 +1,7 @@
-"""Staged-threshold curriculum (npp.md §10.1): advances, mixes and regresses at its thresholds."""
+"""Staged-threshold curriculum (npp.md §10.1): advances, mixes and regresses at its thresholds.
+
+Section marks (§) cite docs/specs/npp.md.
+"""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,7 @@
-"""Level loading, malformed-data errors, action mapping and the public API contract."""
+"""Level loading, malformed-data errors, action mapping and the public API contract.
+
+Section marks (§) cite docs/specs/npp.md.
+"""
 
 import chex
 import jax

@@ -62,3 +62,14 @@ class _nullcontext:
 
     def __exit__(self, *a):
         return False
+
+
+def test_cli_reports_missing_inputs_and_checks_the_rest(tmp_path, capsys):
+    """A missing path or an empty folder is one ERROR line each; the other inputs still run."""
+    one = GOLD / "replays" / FILES[0]
+    assert replay_cli.main([str(tmp_path / "missing.replay"), str(tmp_path), str(one)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"ERROR {tmp_path / 'missing.replay'}: no such file or folder"
+    assert out[1] == f"ERROR {tmp_path}: folder holds no .replay files"
+    assert out[2].startswith(f"OK   {FILES[0]}:")
+    assert out[-1] == "1/3 inputs reproduce"

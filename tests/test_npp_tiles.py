@@ -1,4 +1,7 @@
-"""Tile geometry vs golden ``tile_segments.json`` (every id 0..37, nclone 076db764)."""
+"""Tile geometry vs golden ``tile_segments.json`` (every id 0..37, nclone 076db764).
+
+Section marks (§) cite docs/specs/npp.md.
+"""
 
 import json
 

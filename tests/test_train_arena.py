@@ -1,5 +1,8 @@
 """CPU smoke test: the arena recipe (24 agents, LSTM "fast" policy over the dense box) trains
-a few updates with a handful of envs, and its metrics carry the spec's stat names."""
+a few updates with a handful of envs, and its metrics carry the spec's stat names.
+
+Section marks (§) cite docs/specs/arena.md.
+"""
 
 import numpy as np
 

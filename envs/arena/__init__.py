@@ -1,4 +1,4 @@
-"""The Era-B (converter era) MettaGrid arena in pure JAX. Spec: shared/specs/arena.md."""
+"""The Era-B (converter era) MettaGrid arena in pure JAX. Spec: docs/specs/arena.md."""
 
 from envs.arena.ascii_map import from_ascii
 from envs.arena.env import ArenaEnv

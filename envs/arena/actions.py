@@ -10,6 +10,8 @@ operations: during the passes every agent is one packed int32 row (inventory, li
 stats, frozen counter, position, orientation, motion counters, success flag) and every
 converter one packed row; a handler loads the rows it touches (the actor, its target agent or
 converter), updates them as local values and stores each row once.
+
+Section marks (§) cite docs/specs/arena.md.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 A converter has at most one pending event (finish or cooldown end); its time is stored in
 ``conv_event_time``. Events fire at the start of the step whose counter equals their time.
+
+Section marks (§) cite docs/specs/arena.md.
 """
 
 from __future__ import annotations

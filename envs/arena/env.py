@@ -1,4 +1,4 @@
-"""``ArenaEnv``: the Era-B MettaGrid arena as a ``MultiAgentEnv`` (spec: shared/specs/arena.md).
+"""``ArenaEnv``: the Era-B MettaGrid arena as a ``MultiAgentEnv`` (spec: docs/specs/arena.md).
 
 Static configuration (shapes) goes to the constructor; the task is ``params`` (data).
 """
@@ -25,7 +25,8 @@ OBS_KINDS = ("dense", "tokens")
 
 
 def potential(inv, params: EnvParams):
-    """Capped holdings potential Phi (float32), summed in the engine's (alphabetical) order."""
+    """Capped holdings potential Phi (float32), summed in the engine's order (item id,
+    ``K.REWARD_SUM_ORDER``: the order that reproduces the golden recordings bit for bit)."""
     held = inv.astype(jnp.float32)
     per_item = jnp.minimum(held * params.reward_weight, params.reward_cap)
     total = jnp.zeros(inv.shape[:-1], jnp.float32)

@@ -1,4 +1,4 @@
-"""Conformance replay of the reference engine's golden recordings (shared/golden/arena).
+"""Conformance replay of the reference engine's golden recordings (tests/data/golden/arena).
 
     python -m envs.arena.golden FILE.npz [FILE.npz ...]     # or: --all
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from envs import golden_data
 from envs.arena import constants as K
 from envs.arena.ascii_map import from_ascii, parse_ascii
 from envs.arena.env import ArenaEnv
@@ -33,10 +33,8 @@ from envs.arena.stats import episode_stats
 
 
 def golden_dir() -> Path:
-    """``$JAXRL_GOLDEN_DIR/arena`` (default: ``<repo>/../shared/golden/arena``)."""
-    root = os.environ.get("JAXRL_GOLDEN_DIR")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / ".." / "shared" / "golden"
-    return (base / "arena").resolve()
+    """The arena recordings: ``<golden>/arena`` (``envs.golden_data.golden_dir``)."""
+    return (golden_data.golden_dir() / "arena").resolve()
 
 
 def all_golden_files() -> list[Path]:

@@ -5,6 +5,8 @@ inside a 6-wide wall border. In each room the objects and agents take distinct, 
 random cells: the first entries of a random permutation of the room's 625 cells. Object
 counts come from ``params.quadrant_counts`` (data), up to the static per-room capacity that
 fixes the array shapes; unused converter slots get kind -1.
+
+Section marks (§) cite docs/specs/arena.md.
 """
 
 from __future__ import annotations

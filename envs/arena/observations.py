@@ -3,6 +3,8 @@
 
 Both gather an 11x11 window per agent from the grid layers and look up per-object feature
 lists, so nothing here is O(grid) per agent.
+
+Section marks (§) cite docs/specs/arena.md.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ Runs ``episodes`` 1000-step episodes (a fresh map each, actions uniform over the
 computes per episode the mean over agents of every per-agent stat, and compares the mean
 over episodes with the reference: a stat matches if |delta| <= tol * sqrt(sem_ref^2 +
 sem_jax^2) (tol = 4). Prints a table; exits 1 on any mismatch.
+
+Section marks (§) cite docs/specs/arena.md.
 """
 
 from __future__ import annotations

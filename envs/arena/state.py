@@ -3,6 +3,8 @@
 ``EnvState`` holds one episode (fixed shapes: ``A`` agents, ``C`` converter slots, an
 ``H x W`` grid). ``EnvParams`` holds the task: everything in it is an array, so a batch of
 environments can carry different tasks (vmap over axis 0) without recompiling.
+
+Section marks (§) cite docs/specs/arena.md; FORMAT.md is tests/data/golden/npp/FORMAT.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Per-agent episode statistics with the engine's names (spec §11)."""
+"""Per-agent episode statistics with the engine's names (spec §11).
+
+Section marks (§) cite docs/specs/arena.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""N++ level dynamics (nclone 076db764, spec ``shared/specs/npp.md``) as pure, jittable JAX.
+"""N++ level dynamics (nclone 076db764, spec ``docs/specs/npp.md``) as pure, jittable JAX.
 
 Public API::
 

@@ -2,6 +2,8 @@
 
 Values are written exactly as nclone evaluates them in float64 (e.g. ``2 / 3`` is the Python
 float 0.6666666666666666), because bit-exact float64 replay depends on it.
+
+Section marks (§) cite docs/specs/npp.md; FORMAT.md is tests/data/golden/npp/FORMAT.md.
 """
 
 from __future__ import annotations

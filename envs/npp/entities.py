@@ -13,6 +13,8 @@ themselves). Each per-row function takes and returns the carry ``(ninja, ents, s
 collisions on a two-row window of the table, so the dispatch copies two rows, not the table).
 Levels whose traced types are only mines, gold, exit doors and switches (generated levels) run
 the logical collisions as one vectorised pass instead of the loop.
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@
       13 x 13 cells around the ninja (values in [0, 1]) — an MLP's view;
     - ``"grid"``: uint8[10, 25, 44] channels-first (observations.GRID_CHANNELS) — a CNN's view.
   ``env.action_mask(state)`` gives the valid-action mask (bool[A, 6]); it is also in ``info``.
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ Family meaning of A/B/C/D (inclusive integer ranges):
 Simplifications vs nclone (documented, deliberate): steps instead of slope tiles for hills;
 binary-tree mazes; no locked doors; no decoy mines outside the playspace; platform spacing
 clipped to a jumpable 6 tiles.
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ A *candidate set* is what nclone's ``gather_segments_from_region`` returns, as m
 the same order: cells x outer / y inner, each cell's tile slots in list order, then the door
 segments registered in that cell (load order). Invalid rows are masked out. Operation order in
 every formula follows nclone exactly (float64 bit-exactness depends on it).
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""Where the golden reference data lives, and jitted batch runners shared by the CLIs and tests."""
+"""Where the golden reference data lives, and jitted batch runners shared by the CLIs and tests.
+
+Section marks (§) cite docs/specs/npp.md; FORMAT.md is tests/data/golden/npp/FORMAT.md.
+"""
 
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import jax
@@ -11,9 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from envs.golden_data import golden_dir  # re-exported: the N++ files are under npp/
 from envs.npp.sim import entity_aux, entity_state_code, init_state, tick
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # where `python -m envs.npp.*` runs from
 
 # One padded shape for all conformance runs, so each runner compiles once.
 CONFORMANCE_MAX_ENTITIES = 160
@@ -29,14 +32,28 @@ def x64_scope():
     return enable_x64()
 
 
-def golden_dir() -> Path:
-    """``$JAXRL_GOLDEN_DIR`` or ``<repo>/../shared/golden``; the N++ files are under ``npp/``."""
-    env = os.environ.get("JAXRL_GOLDEN_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "golden"
-
 
 def npp_golden_dir() -> Path:
     return golden_dir() / "npp"
+
+
+def expand_inputs(paths, suffix: str, default_dir: Path):
+    """CLI arguments to files: a folder stands for its ``*suffix`` files (sorted); no argument
+    means ``default_dir``. Returns ``(files, errors)``: one line per argument that is neither a
+    file nor a folder holding such files, so a batch reports it and checks the rest."""
+    files, errors = [], []
+    for arg in (paths or [default_dir]):
+        p = Path(arg)
+        if p.is_dir():
+            found = sorted(p.glob(f"*{suffix}"))
+            if not found:
+                errors.append(f"{p}: folder holds no {suffix} files")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            errors.append(f"{p}: no such file or folder")
+    return files, errors
 
 
 def observe(state, level):

@@ -1,6 +1,7 @@
 """Levels as data for the N++ environment: a jittable ``Level`` builder for generated levels,
 the tile-graph utilities (connected components, geodesic distance), and loading the human maps
-and replays of the golden directory (``$JAXRL_GOLDEN_DIR`` or ``<repo>/../shared/golden``).
+and replays of the golden directory (``envs.golden_data.golden_dir``: the repository copy in
+``tests/data/golden``, or ``$JAXRL_GOLDEN_DIR``).
 
 Generated levels use one fixed entity-table layout (capacity ``E``, all levels stackable):
 
@@ -9,11 +10,12 @@ Generated levels use one fixed entity-table layout (capacity ``E``, all levels s
 
 Coordinates are padded pixels (spec §1.1); cell (cx, cy) of the padded 44 x 25 grid has its
 centre at ``(24 cx + 12, 24 cy + 12)``; the playspace is cells 1..42 x 1..23.
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import jax
@@ -21,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from envs import golden_data
 from envs.npp import constants as C
 from envs.npp.level import ALL_ENTITY_TYPES, Level, load_map
 from envs.npp.map_format import decode_inputs, read_replay
@@ -31,8 +34,6 @@ from envs.npp.tiles import build_tile_geometry_jit
 GEN_ENTITY_TYPES = (1, 3, 4)
 DEFAULT_GEN_MAX_ENTITIES = 48
 DEFAULT_GEN_MAX_DOORS = 1
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- building levels
@@ -185,8 +186,7 @@ def solvable(level: Level):
 
 
 def golden_dir() -> Path:
-    env = os.environ.get("JAXRL_GOLDEN_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "golden"
+    return golden_data.golden_dir()
 
 
 def human_map_paths():

@@ -1,6 +1,8 @@
 """Host-side parsing of N++ ``map_data`` bytes and nclone ``.replay`` containers (numpy only).
 
 FORMAT.md §1 (map layout and entity records) and §2 (replay container).
+
+Section marks (§) cite docs/specs/npp.md; FORMAT.md is tests/data/golden/npp/FORMAT.md.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Spec §3.4-§3.12. Each function maps a :class:`Ninja` to a new one; branches of the reference
 are evaluated as masked selects so everything vmaps. Expressions keep nclone's evaluation
 order (``a*b*c`` is ``(a*b)*c``) for float64 bit-exactness.
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations

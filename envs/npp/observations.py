@@ -15,6 +15,8 @@
   (the whole level, one pixel per 24 px cell), plus one channel carrying the 34 state features
   quantised to uint8 so a CNN gets velocity/contacts too (see ``GRID_CHANNELS``).
 * ``action_mask`` -> bool[6].
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations

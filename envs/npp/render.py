@@ -14,6 +14,8 @@
 * ``render_episode(env, params, key, steps, policy)`` plays one episode (a policy or uniform
   random actions) and returns its frames and how it ended; ``render_episode_gif(cfg, path)``
   does so on a level of the config's stage and writes the GIF (``--render-episode``).
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Re-simulate nclone ``.replay`` files in float64 and check their recorded outcome.
 
-    python -m envs.npp.replay FILE.replay [...]
+    python -m envs.npp.replay [FILE.replay | FOLDER ...]   # none: the golden replays
 
 For each file prints the ticks simulated, the exit-switch tick and the win/death tick. Every
 golden replay wins on exactly its last input (``replays_index.json``), so a file *reproduces*
@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np  # noqa: E402
 
-from envs.npp.golden import simulate, x64_scope  # noqa: E402
+from envs.npp.golden import expand_inputs, npp_golden_dir, simulate, x64_scope  # noqa: E402
 from envs.npp.map_format import decode_inputs, read_replay  # noqa: E402
 
 
@@ -56,25 +56,30 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="*", help="replay files or folders (default: the golden replays)")
     args = p.parse_args(argv)
-    ok_all = True
-    for path in args.files:
-        name = str(path).split("/")[-1]
+    files, errors = expand_inputs(args.files, ".replay", npp_golden_dir() / "replays")
+    for e in errors:
+        print(f"ERROR {e}")
+    ok_all, n_ok = not errors, 0
+    for path in files:
+        name = path.name
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 r = replay_outcome(path)
             for w in caught:
                 print(f"WARNING {w.message}")
-        except ValueError as ex:
-            print(f"ERROR {ex}")
+        except (ValueError, OSError) as ex:
+            print(f"ERROR {name}: {ex}")
             ok_all = False
             continue
         ok = r["win_tick"] is not None and r["win_tick"] == r["n_inputs"] and r["dead_tick"] is None
         ok_all &= ok
         print(f"{'OK  ' if ok else 'FAIL'} {name}: ticks {r['ticks']}/{r['n_inputs']} switch {r['switch_tick']} "
               f"win {r['win_tick']} dead {r['dead_tick']}{' (repaired)' if r['repaired'] else ''}")
+        n_ok += ok
+    print(f"{n_ok}/{len(files) + len(errors)} inputs reproduce")
     return 0 if ok_all else 1
 
 

@@ -21,6 +21,8 @@ Deviation from the reference (deliberate, documented): the reference's trackers 
 the first *step* (so step 1 pays no navigation/PBRS reward); here they initialise at *reset*
 from the spawn observation, so every step's shaping is a true difference of potentials. The
 first step still pays the four first-visit exploration bonuses (+0.004), as in the reference.
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""``init_state`` and the per-frame ``tick`` (spec §3.4), plus the action mapping (§7.1)."""
+"""``init_state`` and the per-frame ``tick`` (spec §3.4), plus the action mapping (§7.1).
+
+Section marks (§) cite docs/specs/npp.md; FORMAT.md is tests/data/golden/npp/FORMAT.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Simulation state: the ninja (spec §3.3), the dynamic entity table and frame bookkeeping."""
+"""Simulation state: the ninja (spec §3.3), the dynamic entity table and frame bookkeeping.
+
+Section marks (§) cite docs/specs/npp.md; FORMAT.md is tests/data/golden/npp/FORMAT.md.
+"""
 
 from __future__ import annotations
 

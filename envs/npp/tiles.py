@@ -5,6 +5,8 @@ tile-id grid (indexed ``[x, y]``, border included) into per-cell padded segment 
 nclone's per-cell list order (non-orthogonal segment first, then owned horizontal half-edges
 with kx outer / ky inner, then vertical ones). The closest-point search keeps the *first* of
 equal scores, so this order is part of the physics.
+
+Section marks (§) cite docs/specs/npp.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Re-simulate golden per-tick trajectories and compare every recorded field.
 
-    python -m envs.npp.trajectory FILE.npz [...] [--float32] [--tol 1e-9]
+    python -m envs.npp.trajectory [FILE.npz | FOLDER ...] [--float32] [--tol 1e-9]   # none: the golden ones
 
 Each file's map bytes and inputs are replayed (with its recorded auto-resets) in float64; every
 recorded ninja and entity field is compared per tick (floats within ``--tol``, integers exactly).
@@ -24,7 +24,7 @@ import sys
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from envs.npp.golden import simulate, x64_scope  # noqa: E402
+from envs.npp.golden import expand_inputs, npp_golden_dir, simulate, x64_scope  # noqa: E402
 
 NINJA_FIELDS = ("x", "y", "vx", "vy", "x_old", "y_old", "vx_old", "vy_old", "floor_nx", "floor_ny", "ceil_nx",
                 "ceil_ny", "floor_sum_x", "floor_sum_y", "ceil_sum_x", "ceil_sum_y", "wall_normal",
@@ -90,21 +90,24 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="*", help="trajectory .npz files or folders (default: the golden ones)")
     p.add_argument("--tol", type=float, default=1e-9)
     p.add_argument("--float32", action="store_true", help="simulate in float32 and report the drift")
     args = p.parse_args(argv)
     dtype = jnp.float32 if args.float32 else jnp.float64
-    ok_all = True
-    for path in args.files:
+    files, errors = expand_inputs(args.files, ".npz", npp_golden_dir() / "trajectories")
+    for e in errors:
+        print(f"ERROR {e}")
+    ok_all = not errors
+    for path in files:
+        name = path.name
         try:
-            z, out = simulate_file(path, dtype)
-        except ValueError as ex:
-            print(f"ERROR {path}: {ex}")
+            z, out = simulate_file(str(path), dtype)
+        except (ValueError, OSError, KeyError) as ex:
+            print(f"ERROR {name}: {ex}")
             ok_all = False
             continue
         first, max_err = compare(z, out, args.tol)
-        name = path.split("/")[-1]
         if args.float32:
             print(f"DRIFT {name}: {drift_summary(z, out)}")
             continue

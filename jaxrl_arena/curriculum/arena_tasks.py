@@ -1,4 +1,4 @@
-"""The arena's bucketed task space (spec: shared/specs/arena.md §12.1): 640,000 tasks.
+"""The arena's bucketed task space (spec: docs/specs/arena.md §12.1): 640,000 tasks.
 
 A task fixes one value per bucket; in the project a task is a vector of 14 bucket indices,
 in the upstream draw order:

@@ -13,6 +13,8 @@ and three pure functions the compiled update calls:
 
 ``metrics(state)`` returns scalars, plus per-task vectors under ``task_reward/rewards.mean``
 that the host expands to ``task_reward/<task>/rewards.mean`` for named tasks.
+
+Section marks (§) cite docs/specs/arena.md.
 """
 
 from __future__ import annotations

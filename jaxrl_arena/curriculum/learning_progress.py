@@ -1,4 +1,4 @@
-"""Learning-progress curriculum (corrected v1; spec: shared/specs/arena.md §12.2-§12.4).
+"""Learning-progress curriculum (corrected v1; spec: docs/specs/arena.md §12.2-§12.4).
 
 All state is fixed-shape arrays over ``S`` *slots* (``LPState``), updated once per PPO update
 inside the compiled step. Two task pools:

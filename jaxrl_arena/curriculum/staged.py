@@ -1,4 +1,4 @@
-"""Staged-threshold curriculum (spec: shared/specs/npp.md §10.1), usable by any env.
+"""Staged-threshold curriculum (spec: docs/specs/npp.md §10.1), usable by any env.
 
 Tasks are stages, in order; each stage's env params (or level-pool / generator params) are data,
 stacked and gathered by ``task_params``. All state is jitted, fixed-shape (``StagedState``).
