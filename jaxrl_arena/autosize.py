@@ -1,16 +1,20 @@
 """``ppo.num_envs=auto``: the largest power of two whose compiled chunk fits in memory.
 
 XLA's memory analysis of the compiled train chunk gives its bytes (arguments + outputs +
-temporaries − donated aliases). Bytes grow linearly with the env count, so two small compiles
-give the bytes per env and the fixed part; the largest power of two under
-``ppo.auto_memory_fraction`` of device memory is then compiled once more to confirm (halved
-until it fits). On CPU, where more envs mostly cost time rather than memory, the choice is
-capped at 1024 agent rows (envs × agents) per device.
+temporaries − donated aliases). Bytes grow linearly with the env count: one trial compile at
+1024 envs per device, less the parameters and optimizer state (known from shapes), gives the
+bytes per env, and the largest power of two under ``ppo.auto_memory_fraction`` of device memory
+is chosen (the fraction leaves the margin for the estimate). The choice is remembered per device
+kind and config beside the compilation cache. On CPU, where more envs mostly cost time rather
+than memory, the choice is capped at 1024 agent rows (envs × agents) per device, no compile.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+from pathlib import Path
 
 import jax
 
@@ -44,8 +48,31 @@ def compiled_bytes(cfg: Config, env, devices, num_envs: int, ab=None) -> int:
                + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
 
 
-def resolve_num_envs(cfg: Config, env, devices, ab=None) -> tuple[Config, str]:
-    """Returns the config with ``ppo.num_envs`` resolved and a one-line report ('' if fixed)."""
+TRIAL_ENVS_PER_DEVICE = 1024  # the trial program's size: large enough that per-env bytes dominate
+
+
+def _tree_bytes(tree) -> int:
+    return sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def _decision_key(cfg: Config, devices, ab) -> str:
+    """What the choice depends on: the device kind and count and the config (seed, run naming
+    and the count itself aside)."""
+    d = config_lib.to_dict(cfg)
+    d["run"] = {k: v for k, v in d["run"].items() if k in ("num_seeds",)}
+    d["ppo"] = {k: v for k, v in d["ppo"].items() if k != "num_envs"}
+    d["logging"] = d["checkpoint"] = None
+    blob = json.dumps([devices[0].device_kind, len(devices), d, ab or []], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resolve_num_envs(cfg: Config, env, devices, ab=None,
+                     cache_file: Path | None = None) -> tuple[Config, str]:
+    """Returns the config with ``ppo.num_envs`` resolved and a one-line report ('' if fixed).
+
+    One trial compile at most: the trial's compiled bytes minus the parameters and optimizer
+    state give the bytes per env. The choice is remembered in ``cache_file`` (per device kind,
+    device count and config), so reruns and resumes compile no trial."""
     if cfg.ppo.num_envs != "auto":
         return cfg, ""
     d = len(devices)
@@ -66,24 +93,55 @@ def resolve_num_envs(cfg: Config, env, devices, ab=None) -> tuple[Config, str]:
         report = f"auto: {n} envs (CPU cap of {CPU_MAX_AGENT_ROWS_PER_DEVICE} agent rows per device)"
         print(f"ppo.num_envs=auto -> {n}: {report[6:]}")
         return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
-    # The smallest env count the minibatch split allows.
+    key = _decision_key(cfg, devices, ab)
+    cached = {}
+    if cache_file is not None and cache_file.exists():
+        try:
+            cached = json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            cached = {}
+    if key in cached:
+        n, report = int(cached[key]["num_envs"]), cached[key]["report"] + " (remembered)"
+        print(f"ppo.num_envs=auto -> {n}: {report[6:]}")
+        return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
+    # The smallest env count the minibatch split allows, doubled up to the trial size.
     base = d if cfg.ppo.minibatch_size > 0 else d * max(1, cfg.ppo.num_minibatches)
     n1 = base
+    while n1 * 2 // d <= min(per_device_cap, TRIAL_ENVS_PER_DEVICE):
+        n1 *= 2
+    print(f"ppo.num_envs=auto: compiling a trial program at {n1} envs to measure the device "
+          "memory per env ...", flush=True)
     b1 = compiled_bytes(cfg, env, devices, n1, ab)
-    b2 = compiled_bytes(cfg, env, devices, 2 * n1, ab)
-    per_env = max(1.0, (b2 - b1) / n1 * d)  # bytes per env on its device
-    fixed = b1 - per_env * n1 / d
+    fixed = _fixed_bytes(cfg, env, devices, ab)
+    per_env = max(1.0, (b1 - fixed) / (n1 / d))  # bytes per env on its device
     per_device = 1
-    while per_device * 2 <= per_device_cap and (
-        budget is None or fixed + per_env * per_device * 2 <= budget
-    ):
+    while per_device * 2 <= per_device_cap and fixed + per_env * per_device * 2 <= budget:
         per_device *= 2
     n = max(base, per_device * d)
-    if budget is not None:
-        while n > base and compiled_bytes(cfg, env, devices, n, ab) > budget:
-            n //= 2
-    where = f"budget {budget / 2**30:.1f} GiB/device" if budget else "CPU cap"
+    where = f"budget {budget / 2**30:.1f} GiB/device"
     report = f"auto: {n} envs ({per_env / 1024:.1f} KiB per env, {where})"
-    print(f"ppo.num_envs=auto -> {n}: {per_env / 1024:.1f} KiB per env measured from the "
-          f"compiled chunk, fixed {fixed / 2**20:.1f} MiB, {where}")
+    print(f"ppo.num_envs=auto -> {n}: {per_env / 1024:.1f} KiB per env measured from a trial "
+          f"compile at {n1} envs, fixed {fixed / 2**20:.1f} MiB, {where}")
+    if cache_file is not None:
+        cached[key] = {"num_envs": n, "report": report}
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            cache_file.write_text(json.dumps(cached, indent=1))
+        except OSError:
+            pass   # remembering is an optimisation only
     return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
+
+
+def _fixed_bytes(cfg: Config, env, devices, ab) -> int:
+    """Bytes that do not grow with the env count: parameters, Adam's two moments and the
+    gradients (per run), from shapes only (no compile)."""
+    from jaxrl_arena.train import make_train
+
+    n = len(devices) * max(1, cfg.ppo.num_minibatches)
+    trial = config_lib.replace(cfg, "ppo.num_envs", n)
+    trial = config_lib.replace(trial, "ppo.minibatch_size", 0)
+    trial = config_lib.replace(trial, "run.total_timesteps",
+                               max(cfg.run.total_timesteps, n * cfg.ppo.num_steps * env.num_agents))
+    program = make_train(trial, env=env, ab=ab, devices=devices)
+    state = jax.eval_shape(program.init)
+    return 2 * _tree_bytes(state.params) + _tree_bytes(state.opt_state)

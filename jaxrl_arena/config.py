@@ -31,7 +31,9 @@ class RunConfig:
     total_timesteps: int = 500_000  # agent-steps (= env steps for one agent)
     dir: str = "auto"  # "auto": runs/<name>
     num_seeds: int = 1  # whole training runs vmapped in one jit
-    updates_per_chunk: int = 10  # K: updates scanned inside one compiled call
+    updates_per_chunk: int = 10  # K: updates scanned inside one compiled call (at most)
+    # JAX's persistent compilation cache: "auto" = <run dirs' parent>/.jax_cache, "off", or a path
+    compile_cache: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +52,14 @@ class EnvConfig:
     num_agents: int = 0  # 0 keeps the env's default (arena: 24)
     # arena: "dense" [27,11,11] box or "tokens" [200,3]; npp: "state", "state_local", "grid"
     obs_kind: Literal["dense", "tokens", "state", "state_local", "grid"] = "dense"
-    # V(final observation) for truncated episodes: "cond" computes it only at steps where an
-    # env truncates (a branch; on GPUs the predicate goes to the host), "dense" every step.
-    truncation_bootstrap: Literal["cond", "dense"] = "dense"
+    # Writing resets into the finished envs: "select" over every env, "scatter" of the finished
+    # rows only (a loop whose predicate goes to the host on GPUs), "auto" by the rows' size.
+    reset_write: Literal["auto", "select", "scatter"] = "auto"
+    # V(final observation) for truncated episodes: "dense" runs the policy on every env's final
+    # observation each step, "chunked" only on the truncated ones (a loop, a host round trip per
+    # step on GPUs), "cond" only at steps where one truncates (a branch: a round trip too);
+    # "auto": dense for recurrent policies and small batches, chunked above (rollout.py).
+    truncation_bootstrap: Literal["auto", "dense", "chunked", "cond"] = "auto"
     desync_episodes: bool = True  # arena: each env's first episode ends at a random horizon
     combat: bool = True  # arena: attacks cost 1 laser (on) or 100 (off)
     easy_altar: bool = True  # arena: altar takes 1 battery (easy) or the standard recipe

@@ -25,7 +25,8 @@ from jaxrl_arena.networks import count_params
 from jaxrl_arena.train import TrainProgram, make_env, make_train
 
 # Keys that may change between a run and its resumption without changing what is computed.
-RESUMABLE_CHANGES = ("run.total_timesteps", "run.updates_per_chunk", "run.name", "run.dir")
+RESUMABLE_CHANGES = ("run.total_timesteps", "run.updates_per_chunk", "run.name", "run.dir",
+                     "run.compile_cache")
 RESUMABLE_SECTIONS = ("logging.", "checkpoint.", "eval.")
 
 # Metrics that are means over finished episodes: absent (not zero) when none finished.
@@ -57,6 +58,22 @@ def run_name(cfg: Config, experiment: str, recipe: str) -> str:
 
 def run_dir(cfg: Config, experiment: str, recipe: str) -> Path:
     return Path("runs") / run_name(cfg, experiment, recipe) if cfg.run.dir == "auto" else Path(cfg.run.dir)
+
+
+def enable_compilation_cache(cfg: Config, directory: Path) -> str:
+    """JAX's persistent compilation cache (``run.compile_cache``; "auto": the cache this process
+    already has (``JAX_COMPILATION_CACHE_DIR``), else ``.jax_cache`` beside the run dirs; "off":
+    none): a rerun or resume of the same config skips the compile."""
+    setting = cfg.run.compile_cache
+    if setting == "off":
+        jax.config.update("jax_compilation_cache_dir", None)
+        return ""
+    if setting == "auto" and jax.config.jax_compilation_cache_dir:
+        return str(jax.config.jax_compilation_cache_dir)
+    path = directory.resolve().parent / ".jax_cache" if setting == "auto" else Path(setting)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    return str(path)
 
 
 def check_resumable(saved: dict[str, Any], cfg: Config, directory: Path) -> None:
@@ -136,7 +153,9 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
     """Run (or resume) training for ``cfg``; returns a summary. Raises ConfigError early."""
     devices = jax.devices()
     env = env or make_env(cfg)
-    cfg, autosize_report = resolve_num_envs(cfg, env, devices, ab=ab)
+    cache = enable_compilation_cache(cfg, run_dir(cfg, experiment, recipe))
+    cfg, autosize_report = resolve_num_envs(
+        cfg, env, devices, ab=ab, cache_file=Path(cache) / "num_envs_auto.json" if cache else None)
     cfg = config_lib.resolve_minibatches(cfg, env.num_agents)
     config_lib.validate(cfg, num_agents=env.num_agents, num_devices=len(devices))
     directory = run_dir(cfg, experiment, recipe)
@@ -179,12 +198,7 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
                                       "agent_steps_per_update": per_update}},
         indent=2))
 
-    # Compile ahead of time so the banner can report it and SPS excludes it.
-    chunk_len = min(cfg.run.updates_per_chunk, program.num_updates)
-    t0 = time.perf_counter()
-    executables = {chunk_len: program.chunk_for(chunk_len).lower(state).compile()}
-    compile_seconds = time.perf_counter() - t0
-
+    chunk_len = program.chunk_len
     T, N, A = cfg.ppo.num_steps, program.num_envs, env.num_agents
     obs_space = env.observation_space(env.default_params)
     banner = {
@@ -199,11 +213,18 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
         "runs": f"{len(program.runs)} vmapped" + (f" ({', '.join(r.label for r in program.runs)})" if len(program.runs) > 1 else ""),
         "updates": f"{program.num_updates} ({program.num_updates * per_update:,} agent-steps), "
                    f"{chunk_len} per compiled chunk",
-        "compile": f"{compile_seconds:.1f} s",
+        "compile cache": cache or "off (run.compile_cache)",
     }
     if resumed_from is not None:
         banner["resumed"] = f"from update {update} ({update * per_update:,} agent-steps)"
     print_banner(console, title=f"jaxrl_arena · {experiment} · {recipe}", rows=banner)
+    # Compile ahead of time (SPS excludes it), saying so first: it is the long silent part.
+    print(f"compiling the train chunk ({chunk_len} updates of {per_update:,} agent-steps; "
+          f"the first compile of a config takes longest, cache hits a few seconds) ...", flush=True)
+    t0 = time.perf_counter()
+    executables = {chunk_len: program.chunk_for(chunk_len).lower(state).compile()}
+    compile_seconds = time.perf_counter() - t0
+    print(f"compiled in {compile_seconds:.1f} s", flush=True)
 
     logger = RunLogger(directory, tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
                        wandb_project=cfg.logging.wandb_project,

@@ -25,17 +25,27 @@ Trade-off: an entry can start up to about ``finished per step / R`` episodes (sa
 same task, which the curriculum drew at the start of the rollout, up to ``P/R + T`` steps
 earlier); the episodes still diverge through the policy's sampling.
 
-Whatever the strategy, writing the resets into the envs touches only the rows that finished:
-a select over all ``N`` envs would read and write the whole env state each step (N++ keeps
-~41 KB per env: ~4 GB per step at 32,768 envs) to reset the 1-3 % that finished. A step
-lists the finished envs in env order (``jnp.nonzero``) and scatters their fresh entries into
-the env state, params, task ids and observations in place (``.at[idx].set(..., mode="drop")``),
-``K`` rows at a time: ``K`` is a static capacity (``reset_capacity``, default
-``min(N, max(64, N // 8))``), the first ``K`` finished envs are always written, and when more
-finished (episodes that started together reaching a time limit together) a ``lax.while_loop``
-writes the next ``K`` until none is left (a predicate read per step on GPUs). Every
-finished env gets the same entry as from a select, so results are bit-identical. With
-``K = N`` the step selects over every env instead.
+Writing the resets into the envs (``env.reset_write``) is either a select over all ``N`` envs
+or a scatter of the finished rows only. The select reads and writes every env's row each step
+(N++ keeps ~41 KB per env: ~4 GB per step at 32,768 envs) to reset the 1-3 % that finished,
+but it is straight-line code. The scatter lists the finished envs in env order
+(``jnp.nonzero``) and writes their fresh entries into the env state, params, task ids and
+observations in place (``.at[idx].set(..., mode="drop")``), ``K`` rows at a time: ``K`` is a
+static capacity (``reset_capacity``, default ``min(N, max(64, N // 8))``), the first ``K``
+finished envs are always written, and when more finished (episodes that started together
+reaching a time limit together) a ``lax.while_loop`` writes the next ``K`` until none is left.
+That loop's predicate goes to the host on GPUs: a device-host round trip per step, which for
+small envs costs far more than the select (CartPole at 2048 envs: two such loops per step
+took 40 % of the end-to-end speed). ``auto`` therefore selects when the rows it rewrites are
+small (``SELECT_MAX_BYTES`` per device) and scatters otherwise. Both give every finished env
+the same entry, so results are bit-identical.
+
+Truncated episodes bootstrap from V(final observation) (``env.truncation_bootstrap``):
+``dense`` runs the policy over every env's final observation each step; ``chunked`` gathers
+only the truncated envs, ``Kt`` at a time, with the same kind of loop (a round trip per step on
+GPUs); ``cond`` branches on "any env truncated" (a round trip too). ``auto`` is ``dense`` for
+recurrent policies and up to ``DENSE_FINAL_VALUE_MAX_ROWS`` policy rows per device,
+``chunked`` above.
 
 The task of a new episode is sampled from the curriculum *at its reset* and stored with the
 env (``task_id`` and ``env_params``); outcomes are credited to it when the episode ends.
@@ -83,6 +93,43 @@ class Transition(NamedTuple):
     episode_score: jax.Array  # [N]: its return (mean over agents), where done
     task_id: jax.Array  # int32[N]: the task it was played under
     episode_success: jax.Array | None  # [N]: the env's "success" stat (mean over agents) or None
+
+
+# ``auto`` reset write: select while the rows it rewrites per step (obs, state, params, task of
+# every local env) stay under this size. Selecting moves them about three times (two reads, one
+# write: 1 GiB is ~0.75 ms at an H200's ~4.3 TB/s); the scatter instead costs a host round trip
+# per step and, measured on an H200, its loop added ~100 s to the GPU compile of the arena's
+# train chunk (arena_ff at 2048 envs: 170 s against 62 s with the select, compiled side by side).
+SELECT_MAX_BYTES = 1 << 30
+# ``auto`` truncation bootstrap: a dense final-value forward up to this many policy rows
+# (envs x agents) per device; above, only the truncated rows are evaluated (chunked).
+DENSE_FINAL_VALUE_MAX_ROWS = 16384
+
+
+def env_row_bytes(env: MultiAgentEnv) -> int:
+    """Bytes of one env's reset row: observation, state, params and task id."""
+    params = env.default_params
+    obs, state = jax.eval_shape(env.reset_env, jax.random.PRNGKey(0), params)
+    leaves = jax.tree.leaves((obs, state, params))
+    return 4 + sum(int(x.size) * jnp.dtype(x.dtype).itemsize for x in leaves)
+
+
+def resolve_reset_capacity(reset_write: str, num_envs: int, row_bytes: int,
+                           capacity: int | str = "auto") -> int:
+    """``K`` for ``Rollout``: ``N`` means a select over every env, less a scatter (module doc)."""
+    if reset_write == "select":
+        return num_envs
+    if reset_write == "auto" and capacity == "auto" and num_envs * row_bytes <= SELECT_MAX_BYTES:
+        return num_envs
+    return reset_scatter_capacity(num_envs, capacity)
+
+
+def resolve_truncation_bootstrap(mode: str, recurrent: bool, policy_rows: int) -> str:
+    if recurrent and mode == "chunked":
+        return "dense"   # a recurrent policy needs every env's carry: no gathering of rows
+    if mode != "auto":
+        return mode
+    return "dense" if recurrent or policy_rows <= DENSE_FINAL_VALUE_MAX_ROWS else "chunked"
 
 
 def reset_pool_size(cfg_env, num_envs: int) -> int:
@@ -138,19 +185,22 @@ class Rollout:
 
     def __init__(self, env: MultiAgentEnv, policy, curriculum, *, num_envs: int, num_steps: int,
                  horizon: int, pool_size: int, axis_name: str | None = None,
-                 truncation_bootstrap: str = "dense", refresh: int = 0,
-                 reset_capacity: int | str = "auto", truncation_capacity: int | str = "auto"):
+                 truncation_bootstrap: str = "auto", refresh: int = 0,
+                 reset_write: str = "auto", reset_capacity: int | str = "auto",
+                 truncation_capacity: int | str = "auto"):
         self.env, self.policy, self.curriculum = env, policy, curriculum
         self.num_envs, self.num_steps, self.horizon = num_envs, num_steps, horizon
         self.num_agents = env.num_agents
         self.pool_size = pool_size
         self.refresh = int(refresh)  # > 0: "pooled" resets, this many regenerated per step
         # K: finished envs a step resets by scatter (see module doc); K = N: always select.
-        self.reset_capacity = reset_scatter_capacity(num_envs, reset_capacity)
+        self.reset_capacity = resolve_reset_capacity(reset_write, num_envs, env_row_bytes(env),
+                                                     reset_capacity)
         # Kt: truncated envs whose final values one forward pass computes (more take more).
         self.truncation_capacity = chunk_capacity(num_envs, truncation_capacity, 32)
         self.axis_name = axis_name
-        self.truncation_bootstrap = truncation_bootstrap
+        self.truncation_bootstrap = resolve_truncation_bootstrap(
+            truncation_bootstrap, policy.is_recurrent, num_envs * env.num_agents)
 
     # ------------------------------------------------------------------ helpers
     def _env_keys(self, key, n_local):
@@ -237,7 +287,7 @@ class Rollout:
         # Truncated episodes bootstrap from V(final observation); computed only when needed.
         def final_values():
             kt = self.truncation_capacity
-            if self.policy.is_recurrent or kt >= n:
+            if self.truncation_bootstrap != "chunked" or kt >= n:
                 _, _, v = self.policy.apply(params, self._flat(obs_st), carry, jnp.zeros(n * a, bool))
                 return jnp.where(truncated, v.reshape(n, a), 0.0)
             # Feed-forward: evaluate only the truncated envs (few per step), gathered Kt at a
@@ -258,7 +308,7 @@ class Rollout:
             # A branch: the extra forward runs only at steps where some env truncates, at the
             # price of reading the predicate back to the host on GPUs.
             final_value = jax.lax.cond(jnp.any(truncated), final_values, no_truncation)
-        else:  # "dense": always compute it; no host round trip inside the scan
+        else:  # "dense" or "chunked": every step (see module doc)
             with jax.named_scope("final_value"):
                 final_value = final_values()
 

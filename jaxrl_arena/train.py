@@ -107,6 +107,7 @@ class TrainProgram:
     runs: list[RunSpec]
     num_envs: int
     num_updates: int
+    chunk_len: int  # updates per compiled call; divides num_updates (plan_chunks)
     agent_steps_per_update: int
     chunk_for: Callable[..., Callable]
     chunk_fn: Callable[..., Callable]
@@ -115,6 +116,14 @@ class TrainProgram:
 
     def __iter__(self) -> Iterator[Callable]:
         return iter((self.init, self.train_chunk))
+
+
+def plan_chunks(updates: int, per_chunk: int) -> tuple[int, int]:
+    """``(num_updates, chunk length)`` such that every compiled call has the same length: one
+    program, one compile (a shorter last chunk would be a second program, compiled while the
+    run waits). ``updates`` is rounded up to whole chunks: fewer than ``per_chunk`` extra."""
+    chunk = max(1, min(per_chunk, updates))
+    return -(-updates // chunk) * chunk, chunk
 
 
 def make_env(cfg: Config) -> MultiAgentEnv:
@@ -142,7 +151,8 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     horizon = (ppo.bptt_horizon or T) if recurrent else T
     learner_horizon = horizon if recurrent else 1
     agent_steps_per_update = num_envs * T * A
-    num_updates = max(1, cfg.run.total_timesteps // agent_steps_per_update)
+    num_updates, chunk_len = plan_chunks(max(1, cfg.run.total_timesteps // agent_steps_per_update),
+                                         cfg.run.updates_per_chunk)
 
     params0 = env.default_params
     obs_space = env.observation_space(params0)
@@ -154,6 +164,7 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     rollout = Rollout(env, policy, curriculum, num_envs=local_envs, num_steps=T, horizon=horizon,
                       pool_size=pool_size, axis_name=AXIS,
                       truncation_bootstrap=cfg.env.truncation_bootstrap,
+                      reset_write=cfg.env.reset_write,
                       refresh=reset_refresh_count(cfg.env, pool_size))
     learner = Learner(policy, ppo, total_updates=num_updates, axis_name=AXIS)
     mesh = Mesh(np.asarray(devices), (AXIS,))
@@ -294,18 +305,17 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
         )
 
     def chunk_for(length: int, learn: bool = True) -> Callable:
-        """The compiled chunk of ``length`` updates (cached; at most two lengths per run:
-        ``updates_per_chunk`` and the remainder). ``learn=False`` runs rollouts and GAE
+        """The compiled chunk of ``length`` updates (cached; a run uses one length,
+        ``chunk_len``). ``learn=False`` runs rollouts and GAE
         only (for benchmarks)."""
         if (length, learn) not in compiled:
             compiled[(length, learn)] = jax.jit(chunk_fn(length, learn), donate_argnums=0)
         return compiled[(length, learn)]
 
-    K = min(cfg.run.updates_per_chunk, num_updates)
     return TrainProgram(
-        init=init, train_chunk=chunk_for(K), config=cfg, env=env, policy=policy,
+        init=init, train_chunk=chunk_for(chunk_len), config=cfg, env=env, policy=policy,
         curriculum=curriculum, mesh=mesh, runs=runs, num_envs=num_envs,
-        num_updates=num_updates, agent_steps_per_update=agent_steps_per_update,
+        num_updates=num_updates, chunk_len=chunk_len, agent_steps_per_update=agent_steps_per_update,
         chunk_for=chunk_for, chunk_fn=chunk_fn, rollout=rollout, learner=learner,
     )
 

@@ -117,7 +117,8 @@ def test_sigterm_saves_and_exits_zero_then_resumes(tmp_path):
     assert rows[-1]["update"] >= step
 
 
-def test_num_envs_auto_measures_bytes_and_fits_the_budget(tmp_path, capsys, monkeypatch):
+def test_num_envs_auto_compiles_one_trial_fits_the_budget_and_remembers(tmp_path, capsys,
+                                                                        monkeypatch):
     from jaxrl_arena import autosize
 
     cfg = C.apply_overrides(C.Config(), TOY + ["ppo.num_envs=auto", f"run.dir={tmp_path}"])
@@ -126,15 +127,29 @@ def test_num_envs_auto_measures_bytes_and_fits_the_budget(tmp_path, capsys, monk
     # CPU: the agent-row cap, no trial compiles.
     resolved, report = autosize.resolve_num_envs(cfg, env, devices)
     assert resolved.ppo.num_envs == 512 and "CPU cap" in report
-    # With a device memory figure: measured bytes per env, largest power of two that fits.
-    per_env = autosize.compiled_bytes(cfg, env, devices, 16) - autosize.compiled_bytes(cfg, env, devices, 8)
-    budget_envs = 40
-    fake_memory = (autosize.compiled_bytes(cfg, env, devices, 8) + per_env / 8 * (budget_envs - 8)) / 0.6
+    # With a device memory figure: one trial compile, the largest power of two that fits.
+    real = autosize.compiled_bytes
+    per_env = (real(cfg, env, devices, 64) - real(cfg, env, devices, 32)) / 32
+    fixed = real(cfg, env, devices, 32) - per_env * 32
+    fake_memory = (fixed + per_env * 40) / 0.6      # 32 envs fit, 64 do not
+    trials = []
     monkeypatch.setattr(autosize, "device_memory_bytes", lambda d: int(fake_memory))
-    resolved, report = autosize.resolve_num_envs(cfg, env, devices)
+    monkeypatch.setattr(autosize, "compiled_bytes",
+                        lambda *a, **k: trials.append(a[3]) or real(*a, **k))
+    remembered = tmp_path / "num_envs_auto.json"
+    resolved, report = autosize.resolve_num_envs(cfg, env, devices, cache_file=remembered)
+    assert len(trials) == 1, trials
     assert resolved.ppo.num_envs == 32, report
-    assert autosize.compiled_bytes(cfg, env, devices, 32) <= 0.6 * fake_memory
+    assert real(cfg, env, devices, 32) <= 0.6 * fake_memory
     assert "KiB per env" in report and "ppo.num_envs=auto -> 32" in capsys.readouterr().out
+    # A rerun of the same config on the same device kind: no trial at all.
+    trials.clear()
+    again, report = autosize.resolve_num_envs(cfg, env, devices, cache_file=remembered)
+    assert trials == [] and again.ppo.num_envs == 32 and "remembered" in report
+    # Another config (a different rollout length) is decided anew.
+    other = C.replace(cfg, "ppo.num_steps", cfg.ppo.num_steps * 2)
+    autosize.resolve_num_envs(other, env, devices, cache_file=remembered)
+    assert len(trials) == 1
 
 
 def test_restart_without_checkpoint_sets_old_logs_aside(tmp_path, capsys):

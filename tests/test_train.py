@@ -68,7 +68,7 @@ def test_truncation_bootstraps_from_the_final_observation(capacity):
     state = prog.init()
     single = jax.tree.map(lambda x: x[0], state)
     rollout = Rollout(env, prog.policy, prog.curriculum, num_envs=8, num_steps=4, horizon=4,
-                      pool_size=8, truncation_capacity=capacity)
+                      pool_size=8, truncation_capacity=capacity, truncation_bootstrap="chunked")
     _, tr, _, _, _ = jax.jit(rollout.run)(single.params, single.curriculum, single.rollout,
                                           jax.random.PRNGKey(0))
     assert bool(tr.truncated.any()) and not bool(tr.terminated.any())
