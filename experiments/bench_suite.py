@@ -365,6 +365,7 @@ def prepare(revs: list[str]) -> None:
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
         (dest / "BENCH_COMMIT").write_text(short + "\n")
         print(f"prepared {dest} ({short})")
+    (base / "SELF_COMMIT").unlink(missing_ok=True)   # label of this checkout, from git now
     (base / "SELF_COMMIT").write_text(checkout_commit(REPO) + "\n")
 
 
