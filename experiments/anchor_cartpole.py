@@ -76,8 +76,9 @@ def make_update(num_envs: int, num_steps: int, epochs: int = 4, minibatches: int
             logits, value = net.apply(params, obs)
             act = jax.random.categorical(k_act, logits)
             logp = jnp.take_along_axis(jax.nn.log_softmax(logits), act[:, None], -1)[:, 0]
-            obs2, state, reward, done, _ = jax.vmap(env.step, (0, 0, 0, None))(
+            obs2, state, reward, terminated, truncated, _ = jax.vmap(env.step, (0, 0, 0, None))(
                 jax.random.split(k_env, num_envs), state, act, env_params)
+            done = terminated | truncated   # as PureJaxRL: no bootstrap at the time limit
             return (state, obs2, key), (obs, act, logp, value, reward, done)
 
         (state, obs, key), (b_obs, b_act, b_logp, b_val, b_rew, b_done) = jax.lax.scan(
