@@ -42,8 +42,7 @@ def compiled_bytes(cfg: Config, env, devices, num_envs: int, ab=None) -> int:
     trial = config_lib.replace(trial, "run.total_timesteps", max(cfg.run.total_timesteps, batch))
     program = make_train(trial, env=env, ab=ab, devices=devices)
     state = jax.eval_shape(program.init)
-    length = min(trial.run.updates_per_chunk, program.num_updates)
-    stats = program.chunk_for(length).lower(state).compile().memory_analysis()
+    stats = program.chunk_for(program.chunk_len).lower(state).compile().memory_analysis()
     return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
                + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
 

@@ -137,3 +137,15 @@ def test_sharded_training_matches_single_device():
     (p1, m1), (p4, m4) = results
     np.testing.assert_allclose(m1["overview/reward"], m4["overview/reward"], rtol=1e-6)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), p1, p4)
+
+
+def test_updates_round_up_to_whole_chunks():
+    """One compiled program per run: a short last chunk would be a second compile."""
+    from jaxrl_arena.train import plan_chunks
+
+    assert plan_chunks(15625, 2) == (15626, 2)
+    assert plan_chunks(10, 4) == (12, 4)
+    assert plan_chunks(3, 10) == (3, 3)
+    assert plan_chunks(20, 5) == (20, 5)
+    prog = toy_program("run.total_timesteps=640", "run.updates_per_chunk=4")  # 10 updates asked
+    assert (prog.num_updates, prog.chunk_len) == (12, 4)
