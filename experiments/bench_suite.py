@@ -74,6 +74,7 @@ def _median_chunk(exe, state, repeats: int) -> float:
 
 def _train(recipe: str, overrides: list[str], updates: int, repeats: int, learn: bool = True) -> dict:
     import jax
+
     from jaxrl_arena import config as C
     from jaxrl_arena.train import make_train
 
@@ -115,6 +116,7 @@ def w_anchor(quick: bool) -> dict:
 def _arena_env(obs_kind: str, quick: bool) -> dict:
     import jax
     import jax.numpy as jnp
+
     from envs.arena import constants as K
     from envs.arena.env import ArenaEnv
 
@@ -171,6 +173,7 @@ def w_arena_lstm(quick: bool) -> dict:
 def w_npp_physics(quick: bool) -> dict:
     import jax
     import jax.numpy as jnp
+
     from envs import npp
     from envs.npp import generators as G
     from envs.npp.levels import DEFAULT_GEN_MAX_DOORS, DEFAULT_GEN_MAX_ENTITIES, GEN_ENTITY_TYPES
@@ -221,8 +224,8 @@ def _versions() -> dict:
     for mod in ("jaxlib", "flax", "optax"):
         try:
             out[mod] = __import__(mod).__version__
-        except Exception:   # noqa: BLE001
-            pass
+        except (ImportError, AttributeError):
+            pass   # a version is informative only
     return out
 
 
@@ -257,7 +260,7 @@ def checkout_commit(path: Path) -> str:
         head = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
+                               capture_output=True, text=True, check=False).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):   # no git
         return os.environ.get("BENCH_COMMIT", "unknown")
@@ -270,7 +273,8 @@ def run_workload(checkout: Path, name: str, quick: bool, timeout: float) -> dict
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name] + (["--quick"] if quick else [])
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, timeout=timeout,
+                           check=False)
         lines = [ln for ln in p.stdout.splitlines() if ln.startswith("BENCH_RECORD ")]
         if lines:
             rec = json.loads(lines[-1][len("BENCH_RECORD "):])
@@ -281,7 +285,7 @@ def run_workload(checkout: Path, name: str, quick: bool, timeout: float) -> dict
         rec = {"workload": name, "status": f"error: timed out after {timeout:.0f} s"}
     rec["wall_s"] = time.perf_counter() - t0
     rec["commit"] = checkout_commit(checkout)
-    rec["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    rec["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     rec["quick"] = quick
     return rec
 

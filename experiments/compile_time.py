@@ -48,7 +48,7 @@ def main() -> None:
     t3 = time.perf_counter()
     text = exe.as_text()
     ops = re.findall(r"(?m)^\s*(?:ROOT\s+)?%?[\w.\-]+ = .*?\s([a-z][a-z0-9\-]*)\(", text)
-    count = lambda name: sum(1 for o in ops if o == name)  # noqa: E731
+    count = lambda name: sum(1 for o in ops if o == name)
     targets = re.findall(r'custom_call_target="([^"]+)"', text)
     rec = {
         "label": a.label, "recipe": a.recipe, "overrides": a.overrides,

@@ -74,7 +74,7 @@ def where(line: str, frames: dict[str, str]) -> str:
 
 def census(hlo_text: str) -> dict[str, list[str]]:
     frames = source_table(hlo_text)
-    where_ = lambda line: where(line, frames)  # noqa: E731
+    where_ = lambda line: where(line, frames)
     found = {"while_unknown_trip_count": [], "conditional": [], "host_transfer": [],
              "python_callback": [], "sort": [], "reset_or_final_value_scatter": []}
     for opcode, line in instructions(hlo_text):
