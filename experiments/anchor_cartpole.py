@@ -119,7 +119,8 @@ def make_update(num_envs: int, num_steps: int, epochs: int = 4, minibatches: int
     return init, update
 
 
-def measure(num_envs: int = 2048, num_steps: int = 128, updates: int = 10, repeats: int = 5) -> dict:
+def measure(num_envs: int = 2048, num_steps: int = 128, updates: int = 10, repeats: int = 5,
+            trace=None) -> dict:
     """Compile time and median end-to-end env-steps/s of ``updates`` updates in one jit."""
     init, update = make_update(num_envs, num_steps)
     run = jax.jit(lambda c: jax.lax.scan(update, c, None, updates), donate_argnums=0)
@@ -136,6 +137,8 @@ def measure(num_envs: int = 2048, num_steps: int = 128, updates: int = 10, repea
         jax.block_until_ready(out)
         times.append(time.perf_counter() - t0)
     sec = statistics.median(times)
+    if trace:
+        trace(lambda: exe(carry)[1])
     return {"value": updates * num_envs * num_steps / sec, "compile_s": compile_s,
             "seconds_per_call": sec, "num_envs": num_envs, "num_steps": num_steps,
             "updates_per_call": updates, "final_mean_reward": float(np.asarray(out)[-1])}

@@ -7,7 +7,8 @@
     python experiments/bench_suite.py --record FILE.jsonl       # here: append to the history
 
 Each workload runs in its own process (its own device memory and compile caches, the
-persistent compilation cache off so compile times are cold) and prints one JSON record:
+persistent compilation cache off so compile times are cold) and prints one JSON record
+(with ``$BENCH_TRACE_DIR`` set, the training workloads also write a device trace there):
 workload, metric, value, compile seconds, device, versions, commit. ``--compare DIR ...``
 runs the same workloads on other checkouts (made by ``--prepare REV``, which exports a commit's
 library into ``.bench/REV``) in the same call and prints the ratios: run it before landing any
@@ -56,6 +57,28 @@ PREPARED_PATHS = ("jaxrl_arena", "envs", "experiments", "pyproject.toml")
 # returns {"value", "unit", "compile_s", ...}. They use only APIs that every measured commit
 # has (recipes, apply_overrides, make_train, chunk_for, the env step).
 
+def _trace(name: str, call) -> None:
+    """With ``$BENCH_TRACE_DIR`` set: profile one more warm ``call()`` and write the device trace
+    (gzipped xplane) there, for ``experiments/trace_summary.py``."""
+    import gzip
+    import shutil
+    import tempfile
+
+    import jax
+
+    out = os.environ.get("BENCH_TRACE_DIR")
+    if not out:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        jax.profiler.start_trace(tmp)
+        jax.block_until_ready(call())
+        jax.profiler.stop_trace()
+        found = sorted(Path(tmp).rglob("*.xplane.pb"))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with open(found[-1], "rb") as src, gzip.open(Path(out) / f"{name}.xplane.pb.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+
+
 def _median_chunk(exe, state, repeats: int) -> float:
     import jax
     import jax.numpy as jnp
@@ -69,6 +92,7 @@ def _median_chunk(exe, state, repeats: int) -> float:
         state, metrics = exe(state)
         jax.block_until_ready(metrics)   # every metric: the whole update ran
         times.append(time.perf_counter() - t0)
+    _trace(os.environ.get("BENCH_WORKLOAD", "chunk"), lambda: exe(state)[1])
     return statistics.median(times)
 
 
@@ -108,7 +132,8 @@ def w_anchor(quick: bool) -> dict:
     sys.path.insert(0, str(REPO / "experiments"))
     from anchor_cartpole import measure
 
-    out = measure(256 if quick else 2048, 128, 10, 5)
+    out = measure(256 if quick else 2048, 128, 10, 5,
+                  trace=lambda call: _trace(os.environ.get("BENCH_WORKLOAD", "anchor"), call))
     out["unit"] = "env-steps/s"
     return out
 
@@ -268,7 +293,8 @@ def checkout_commit(path: Path) -> str:
 
 def run_workload(checkout: Path, name: str, quick: bool, timeout: float) -> dict:
     path = os.pathsep.join(x for x in (str(checkout), os.environ.get("PYTHONPATH", "")) if x)
-    env = dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1",
+               BENCH_WORKLOAD=f"{name}_{checkout_commit(checkout)}")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name] + (["--quick"] if quick else [])
     t0 = time.perf_counter()
