@@ -79,20 +79,29 @@ def _trace(name: str, call) -> None:
             shutil.copyfileobj(src, dst)
 
 
-def _median_chunk(exe, state, repeats: int) -> float:
-    import jax
-    import jax.numpy as jnp
+def _compile(fn, *args):
+    """``(compiled fn, compile seconds)`` for these arguments."""
+    t0 = time.perf_counter()
+    exe = fn.lower(*args).compile()
+    return exe, time.perf_counter() - t0
 
-    state = jax.tree.map(jnp.copy, state)
-    state, metrics = exe(state)
-    jax.block_until_ready(metrics)
+
+def _median_seconds(exe, state, args, repeats: int) -> float:
+    """Median seconds of ``exe(state, *args(i)) -> (state, out)`` over ``repeats`` warm calls,
+    each fed the state the previous call returned and blocked on its whole state and output.
+    The timing loop of ``jaxrl_arena.benchmarking``, kept here once because the older commits
+    this suite measures do not have that module."""
+    import jax
+
+    state, out = exe(state, *args(0))
+    jax.block_until_ready((state, out))
     times = []
-    for _ in range(repeats):
+    for i in range(repeats):
         t0 = time.perf_counter()
-        state, metrics = exe(state)
-        jax.block_until_ready(metrics)   # every metric: the whole update ran
+        state, out = exe(state, *args(1 + i))
+        jax.block_until_ready((state, out))
         times.append(time.perf_counter() - t0)
-    _trace(os.environ.get("BENCH_WORKLOAD", "chunk"), lambda: exe(state)[1])
+    _trace(os.environ.get("BENCH_WORKLOAD", "chunk"), lambda: exe(state, *args(1 + repeats))[1])
     return statistics.median(times)
 
 
@@ -108,11 +117,8 @@ def _train(recipe: str, overrides: list[str], updates: int, repeats: int, learn:
         *optional, *overrides])
     prog = make_train(cfg, devices=jax.devices()[:1])
     state = prog.init()
-    jax.block_until_ready(state)
-    t0 = time.perf_counter()
-    exe = prog.chunk_for(updates, learn=learn).lower(state).compile()
-    compile_s = time.perf_counter() - t0
-    sec = _median_chunk(exe, state, repeats)
+    exe, compile_s = _compile(prog.chunk_for(updates, learn=learn), state)
+    sec = _median_seconds(exe, state, lambda i: (), repeats)
     return {"value": updates * prog.agent_steps_per_update / sec, "unit": "agent-steps/s",
             "compile_s": compile_s, "seconds_per_call": sec, "updates_per_call": updates,
             "num_envs": int(cfg.ppo.num_envs), "num_steps": cfg.ppo.num_steps}
@@ -162,19 +168,8 @@ def _arena_env(obs_kind: str, quick: bool) -> dict:
 
         return jax.lax.scan(body, states, jax.random.split(key, steps))
 
-    fn = jax.jit(run, donate_argnums=0)
-    t0 = time.perf_counter()
-    exe = fn.lower(states, jax.random.PRNGKey(1)).compile()
-    compile_s = time.perf_counter() - t0
-    states, out = exe(states, jax.random.PRNGKey(1))
-    jax.block_until_ready(out)
-    times = []
-    for r in range(5):
-        t0 = time.perf_counter()
-        states, out = exe(states, jax.random.PRNGKey(2 + r))
-        jax.block_until_ready(out)
-        times.append(time.perf_counter() - t0)
-    sec = statistics.median(times)
+    exe, compile_s = _compile(jax.jit(run, donate_argnums=0), states, jax.random.PRNGKey(1))
+    sec = _median_seconds(exe, states, lambda i: (jax.random.PRNGKey(1 + i),), 5)
     return {"value": n * steps * env.num_agents / sec, "unit": "agent-steps/s",
             "compile_s": compile_s, "seconds_per_call": sec, "num_envs": n, "steps": steps}
 
@@ -217,19 +212,8 @@ def w_npp_physics(quick: bool) -> dict:
             return s, (s.ninja.x.sum(), s.ninja.y.sum())   # positions read every frame
         return jax.lax.scan(body, states, jax.random.split(key, frames))
 
-    fn = jax.jit(run, donate_argnums=0)
-    t0 = time.perf_counter()
-    exe = fn.lower(states, jax.random.PRNGKey(0)).compile()
-    compile_s = time.perf_counter() - t0
-    states, out = exe(states, jax.random.PRNGKey(0))
-    jax.block_until_ready((states, out))
-    times = []
-    for r in range(5):
-        t0 = time.perf_counter()
-        states, out = exe(states, jax.random.PRNGKey(1 + r))
-        jax.block_until_ready((states, out))   # the whole state is an output
-        times.append(time.perf_counter() - t0)
-    sec = statistics.median(times)
+    exe, compile_s = _compile(jax.jit(run, donate_argnums=0), states, jax.random.PRNGKey(0))
+    sec = _median_seconds(exe, states, lambda i: (jax.random.PRNGKey(i),), 5)
     return {"value": n * frames / sec, "unit": "frames/s", "compile_s": compile_s,
             "seconds_per_call": sec, "num_envs": n, "frames": frames}
 

@@ -30,6 +30,8 @@ def main() -> None:
     p.add_argument("--json", default=None, help="append the record to this file")
     a = p.parse_args()
     jax.config.update("jax_compilation_cache_dir", None)
+    from loop_census import opcodes  # this script's folder
+
     import jaxrl_arena
     from jaxrl_arena import config as C
     from jaxrl_arena.train import make_train
@@ -47,7 +49,7 @@ def main() -> None:
     exe = lowered.compile()
     t3 = time.perf_counter()
     text = exe.as_text()
-    ops = re.findall(r"(?m)^\s*(?:ROOT\s+)?%?[\w.\-]+ = .*?\s([a-z][a-z0-9\-]*)\(", text)
+    ops = opcodes(text)
     count = lambda name: sum(1 for o in ops if o == name)
     targets = re.findall(r'custom_call_target="([^"]+)"', text)
     rec = {

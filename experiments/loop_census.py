@@ -24,6 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 TRIVIAL = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}
 
 
+INSTRUCTION = re.compile(r"(?m)^\s*(?:ROOT\s+)?%?[\w.\-]+ = .*?\s([a-z][a-z0-9\-]*)\(")
+
+
+def opcodes(text: str) -> list[str]:
+    """The opcode of every instruction of an optimized HLO module's text."""
+    return INSTRUCTION.findall(text)
+
+
 def computations(text: str) -> dict[str, list[str]]:
     comps, cur = {}, None
     for line in text.splitlines():
@@ -46,8 +54,7 @@ def loop_bodies(text: str) -> list[tuple[int, dict[str, int]]]:
             m = re.search(r'while\(.*body=%?([\w.\-]+).*known_trip_count":\{"n":"(\d+)"', line)
             if not m:
                 continue
-            ops = [re.search(r"= .*?\s([a-z][a-z0-9\-]*)\(", x) for x in comps.get(m.group(1), [])]
-            ops = [o.group(1) for o in ops if o and o.group(1) not in TRIVIAL]
+            ops = [o for o in opcodes("\n".join(comps.get(m.group(1), []))) if o not in TRIVIAL]
             out.append((int(m.group(2)), {k: ops.count(k) for k in sorted(set(ops))}))
     return sorted(out, key=lambda t: -sum(t[1].values()))
 
@@ -59,6 +66,7 @@ def main() -> None:
     p.add_argument("--top", type=int, default=4)
     a = p.parse_args()
     from anchor_cartpole import make_update
+
     from jaxrl_arena import config as C
     from jaxrl_arena.train import make_train
 
