@@ -20,6 +20,7 @@ import jax
 
 from jaxrl_arena import config as config_lib
 from jaxrl_arena.config import Config
+from jaxrl_arena.rollout import tree_bytes
 
 CPU_MAX_AGENT_ROWS_PER_DEVICE = 1024
 
@@ -48,10 +49,6 @@ def compiled_bytes(cfg: Config, env, devices, num_envs: int, ab=None) -> int:
 
 
 TRIAL_ENVS_PER_DEVICE = 1024  # the trial program's size: large enough that per-env bytes dominate
-
-
-def _tree_bytes(tree) -> int:
-    return sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
 def _decision_key(cfg: Config, devices, ab) -> str:
@@ -143,4 +140,4 @@ def _fixed_bytes(cfg: Config, env, devices, ab) -> int:
                                max(cfg.run.total_timesteps, n * cfg.ppo.num_steps * env.num_agents))
     program = make_train(trial, env=env, ab=ab, devices=devices)
     state = jax.eval_shape(program.init)
-    return 2 * _tree_bytes(state.params) + _tree_bytes(state.opt_state)
+    return 2 * tree_bytes(state.params) + tree_bytes(state.opt_state)

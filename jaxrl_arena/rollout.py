@@ -106,12 +106,16 @@ SELECT_MAX_BYTES = 1 << 30
 DENSE_FINAL_VALUE_MAX_ROWS = 16384
 
 
+def tree_bytes(tree) -> int:
+    """Bytes of a pytree of arrays or shapes."""
+    return sum(int(x.size) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
 def env_row_bytes(env: MultiAgentEnv) -> int:
     """Bytes of one env's reset row: observation, state, params and task id."""
     params = env.default_params
     obs, state = jax.eval_shape(env.reset_env, jax.random.PRNGKey(0), params)
-    leaves = jax.tree.leaves((obs, state, params))
-    return 4 + sum(int(x.size) * jnp.dtype(x.dtype).itemsize for x in leaves)
+    return 4 + tree_bytes((obs, state, params))
 
 
 def resolve_reset_capacity(reset_write: str, num_envs: int, row_bytes: int,
