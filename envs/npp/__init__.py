@@ -17,9 +17,12 @@ doors) compile and run lean.
 
 Modules: ``constants`` (every number), ``map_format`` (host parsing of map/replay bytes),
 ``tiles`` (jittable segment tables), ``level`` (``Level``), ``geometry`` (gathers and collision
-primitives), ``ninja`` (integrate / collide / post-collision / think), ``entities`` (all entity
-types), ``state`` (dataclasses), ``sim`` (``init_state``, ``tick``), ``golden`` + ``replay`` +
-``trajectory`` (conformance runners and CLIs).
+primitives), ``ninja`` (integrate / collide / post-collision / think), the entities
+(``entity_common``: cells, overlap tests, gather order; ``grid_edges``: line-of-sight tables;
+``pickups``, ``doors``, ``solid_entities``, ``drones``, ``death_ball``: one family each;
+``entity_phases``: the move / think / logical-collision passes), ``state`` (dataclasses),
+``sim`` (``init_state``, ``tick``), ``golden`` (golden-data paths and the batch runners behind
+``python -m tools.npp_replay`` and ``python -m tools.npp_trajectory``).
 """
 
 from envs.npp.level import ALL_ENTITY_TYPES, Level, load_map

@@ -17,6 +17,8 @@ CELL = 24                     # px per cell
 GRID_W, GRID_H = 44, 25       # padded grid (42 x 23 playfield + 1-cell solid border)
 INNER_W, INNER_H = 42, 23
 HALF_W, HALF_H = 89, 51       # 12 px half-cell lattice keys (kx 0..88, ky 0..50)
+HALF_CELL = 12                # px per half-cell: the lattice of the grid-edge tables (§6.4.2)
+EDGE_KX_MAX, EDGE_KY_MAX = HALF_W - 2, HALF_H - 2   # grid-edge queries clamp their keys to these (§6.4.2)
 UNIT = 6                      # px per map position unit
 
 # ----------------------------------------------------------------------------- map layout (§1.2)
@@ -72,29 +74,70 @@ T_MINE, T_GOLD, T_EXIT, T_SWITCH, T_DOOR_REGULAR, T_DOOR_LOCKED = 1, 2, 3, 4, 5,
 T_DOOR_TRAP, T_LAUNCH_PAD, T_ONE_WAY, T_DRONE_ZAP, T_BOUNCE_BLOCK = 8, 10, 11, 14, 17
 T_THWUMP, T_MINE_SAFE, T_BOOST_PAD, T_DEATH_BALL, T_DRONE_MINI, T_SHOVE_THWUMP = 20, 21, 24, 25, 26, 28
 # Types that the loader instantiates (everything else in 0..28 is skipped, as in nclone).
-INSTANTIATED_TYPES = (1, 2, 3, 5, 6, 8, 10, 11, 14, 17, 20, 21, 24, 25, 26, 28)
+INSTANTIATED_TYPES = (T_MINE, T_GOLD, T_EXIT, T_DOOR_REGULAR, T_DOOR_LOCKED, T_DOOR_TRAP, T_LAUNCH_PAD, T_ONE_WAY,
+                      T_DRONE_ZAP, T_BOUNCE_BLOCK, T_THWUMP, T_MINE_SAFE, T_BOOST_PAD, T_DEATH_BALL, T_DRONE_MINI,
+                      T_SHOVE_THWUMP)
 
-MINE_RADII = (4.0, 3.5, 4.5)          # by mine state 0 deadly, 1 safe, 2 toggling
+# Entity state codes (``Entities.state``; FORMAT.md §5 ``ent_state`` table).
+MINE_TOGGLED, MINE_UNTOGGLED, MINE_TOGGLING = 0, 1, 2       # toggle mine: deadly, safe, arming (§6.4.3)
+EXIT_DOOR_SWITCH_HIT = 1      # exit door whose switch was hit (only then is it in the entity grid, §6.4.3)
+# Thwump (§6.4.5); the move step multiplies the facing by the state, so the codes must stay -1/0/1.
+THWUMP_RETREATING, THWUMP_REST, THWUMP_CHARGING = -1, 0, 1
+SHWUMP_REST, SHWUMP_ARMED, SHWUMP_LAUNCHING, SHWUMP_RETREATING = 0, 1, 2, 3   # shove thwump (§6.4.5)
+
+MINE_RADII = (4.0, 3.5, 4.5)          # indexed by mine state (toggled, untoggled, toggling)
 GOLD_RADIUS = 6
 EXIT_RADIUS = 12
 SWITCH_RADIUS = 6
 DOOR_SWITCH_RADIUS = 5
 REGULAR_DOOR_RADIUS = 10
+REGULAR_DOOR_OPEN_FRAMES = 5  # a regular door closes once its open_timer exceeds this (§6.4.4)
 LAUNCH_PAD_RADIUS = 6
 LAUNCH_PAD_BOOST = 36 / 7
+LAUNCH_PAD_MIN_FACING = -0.1  # the ninja must not be behind the pad by more than this (§6.4.3)
 BOOST_PAD_RADIUS = 6
+BOOST_PAD_SPEEDUP = 2         # px/frame a boost pad adds along the ninja's velocity (§6.4.3)
+LOGICAL_SEMI_PAD = 0.1        # logical square tests reach this much past the physical ones (§6.4.1)
+ONE_WAY_SEMI = 12
+# One-way lateral reach is factor * ninja radius + semi; the larger factor when moving toward the
+# platform's centre line (§6.4.5).
+ONE_WAY_REACH_TOWARD, ONE_WAY_REACH_AWAY = 0.91, 0.51
+ONE_WAY_MAX_OLD_DEPTH = 1.1   # largest penetration of the previous frame that a one-way pushes back
 BOUNCE_SEMI = 9
+BOUNCE_DAMPING = 0.98         # bounce-block velocity kept per frame (§6.4.5)
+BOUNCE_STIFFNESS = 0.02222222222222222   # spring pull toward the origin per px of offset
+BOUNCE_BLOCK_SHARE, BOUNCE_NINJA_SHARE = 0.8, 0.2   # split of a collision's depenetration
 THWUMP_SEMI = 9
 THWUMP_FORWARD_SPEED = 20 / 7
 THWUMP_BACKWARD_SPEED = 8 / 7
+THWUMP_FACE = 11              # px from a thwump's centre to the faces its grid-edge tests use (§6.4.5)
+THWUMP_SIGHT_STEPS = 100      # half-cells a resting thwump scans for line of sight (§6.4.5)
 SHWUMP_SEMI = 12
-SHWUMP_CORE_RADIUS = 8
-ONE_WAY_SEMI = 12
-DRONE_RADIUS = {14: 7.5, 26: 4.0}
-DRONE_GRID = {14: 24, 26: 12}
-DRONE_SPEED = {14: 8 / 7, 26: 1.3}
+SHWUMP_CORE_RADIUS = 8        # also the half-width of a shove thwump's grid-edge step test
+SHWUMP_LAUNCH_SPEED, SHWUMP_RETREAT_SPEED = 4, 1    # px/frame (§6.4.5)
+SHWUMP_MIN_SIDE_OVERLAP = 0.2  # first contact activates (stores its normal) only with more overlap on the other axis
+SHWUMP_MIN_SIDE_DOT = 0.01     # armed: only contacts on the touched side (normal . m >= this) count
+SHWUMP_HOME_DIST = 1           # a retreating shove thwump snaps home below this Manhattan distance
+DRONE_RADIUS = {T_DRONE_ZAP: 7.5, T_DRONE_MINI: 4.0}
+DRONE_GRID = {T_DRONE_ZAP: 24, T_DRONE_MINI: 12}
+DRONE_SPEED = {T_DRONE_ZAP: 8 / 7, T_DRONE_MINI: 1.3}
+DRONE_ARRIVE_EPS = 0.000001   # a drone closer than this to its target has arrived (§6.4.6)
 DEATH_BALL_RADIUS_NINJA = 5
 DEATH_BALL_RADIUS_TILES = 8
+# Death ball (§6.4.7): steering, speed cap, sweep, depenetration, bounce and ball-ball push.
+DEATH_BALL_ACCEL = 0.04           # per frame, toward the ninja
+DEATH_BALL_MAX_SPEED = 0.85
+DEATH_BALL_EXCESS_KEEP = 0.9      # fraction of the speed above the cap that is kept ...
+DEATH_BALL_EXCESS_MIN = 0.01      # ... unless it is at most this
+DEATH_BALL_IDLE_DRAG = 0.95       # velocity kept per frame without a valid target
+DEATH_BALL_SWEEP_RADIUS = 4
+DEATH_BALL_SWEEP_MARGIN = 5       # px around the swept box for the segment gather
+DEATH_BALL_DEPEN_ITERATIONS = 16
+DEATH_BALL_MIN_PEN = 0.0000001    # depenetration stops below this penetration
+DEATH_BALL_SLOW_BOUNCE = 1.35     # at or below this speed a bounce only cancels the inward velocity
+DEATH_BALL_PUSH_DIST = 16         # balls closer than this push each other apart ...
+DEATH_BALL_PUSH = 4               # ... by this much velocity
+DEATH_BALL_KICK = 10              # velocity a ball gains from touching the ninja
 
 DIAG = math.sqrt(2) / 2
 ORIENT_VEC = np.array([(1, 0), (DIAG, DIAG), (0, 1), (-DIAG, DIAG),

@@ -45,10 +45,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from envs.npp.levels import (DEFAULT_GEN_MAX_DOORS, DEFAULT_GEN_MAX_ENTITIES, GEN_ENTITY_TYPES, build_level,
-                             stack_levels)
+from envs.npp import constants as C
+from envs.npp.levels import (
+    DEFAULT_GEN_MAX_DOORS,
+    DEFAULT_GEN_MAX_ENTITIES,
+    GEN_ENTITY_TYPES,
+    build_level,
+    stack_levels,
+)
 
-W, H = 42, 23            # inner playfield
+W, H = C.INNER_W, C.INNER_H   # inner playfield
 NPARAM = 16
 MAX_PRESETS = 12
 
@@ -260,7 +266,7 @@ def _floor_cells(empty):
 
 def _centre(c):
     """Inner cell -> padded pixel centre."""
-    return (24.0 * (c.astype(jnp.float32) + 1.0) + 12.0)
+    return (C.CELL * (c.astype(jnp.float32) + 1.0) + C.CELL / 2)
 
 
 def _mines(key, cand, n, M, dx=0.0, dy=0.0):
@@ -623,8 +629,8 @@ def generate_preset(key, row, max_entities: int = DEFAULT_GEN_MAX_ENTITIES, enti
     chaos = _randint(kc, (W, H), 0, 34)
     inner = jnp.where(empty, 0, jnp.where(ring | (row[15] < 0.5), 1, chaos))
     tiles = jnp.ones((W + 2, H + 2), jnp.int32).at[1:-1, 1:-1].set(inner)
-    mvalid = mvalid & empty[jnp.clip(((mpos[:, 0] - 24) // 24).astype(jnp.int32), 0, W - 1),
-                            jnp.clip(((mpos[:, 1] - 24) // 24).astype(jnp.int32), 0, H - 1)]
+    mvalid = mvalid & empty[jnp.clip(((mpos[:, 0] - C.CELL) // C.CELL).astype(jnp.int32), 0, W - 1),
+                            jnp.clip(((mpos[:, 1] - C.CELL) // C.CELL).astype(jnp.int32), 0, H - 1)]
     return build_level(tiles, _centre(sp), _centre(sw), _centre(ex), mpos, mvalid, entity_types, max_doors)
 
 
@@ -635,10 +641,6 @@ def generate(key, stage: StageParams, max_entities: int = DEFAULT_GEN_MAX_ENTITI
     logits = jnp.where(stage.weights > 0, jnp.log(jnp.maximum(stage.weights, 1e-9)), -jnp.inf)
     i = jax.random.categorical(kp, logits)
     return generate_preset(kg, stage.presets[i], max_entities, entity_types, max_doors)
-
-
-def preset_index_of(stage_name):
-    return STAGES[stage_name]
 
 
 def heldout_set(stage_name: str, n: int, max_entities: int = DEFAULT_GEN_MAX_ENTITIES,
@@ -663,5 +665,16 @@ def _batch_generate(keys, rows, max_entities, entity_types, max_doors):
     return jax.vmap(lambda k, r: generate_preset(k, r, max_entities, entity_types, max_doors))(keys, rows)
 
 
-__all__ = ["FAMILIES", "PRESETS", "STAGES", "STAGE_ORDER", "SEED_BASE", "StageParams", "stage_params", "generate",
-           "generate_preset", "heldout_set", "stack_levels"]
+__all__ = [
+    "FAMILIES",
+    "PRESETS",
+    "SEED_BASE",
+    "STAGES",
+    "STAGE_ORDER",
+    "StageParams",
+    "generate",
+    "generate_preset",
+    "heldout_set",
+    "stack_levels",
+    "stage_params",
+]

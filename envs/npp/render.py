@@ -29,7 +29,7 @@ import numpy as np
 from envs.npp import constants as C
 from envs.npp.observations import TILE_MASKS
 
-LEVEL_W, LEVEL_H = 1056, 600
+LEVEL_W, LEVEL_H = C.GRID_W * C.CELL, C.GRID_H * C.CELL   # padded level in px (1056 x 600)
 BG = np.array([30, 32, 40], np.uint8)
 SOLID = np.array([150, 150, 160], np.uint8)
 
@@ -47,11 +47,11 @@ def _raster(sim, level, ds: float, h: int, w: int, oy=0.0, ox=0.0):
     xs = ox + (jnp.arange(w, dtype=jnp.float32) + 0.5) * ds
     py, px = jnp.meshgrid(ys, xs, indexing="ij")
     inside = (px >= 0) & (px < LEVEL_W) & (py >= 0) & (py < LEVEL_H)
-    cx = jnp.clip(jnp.floor(px / 24), 0, C.GRID_W - 1).astype(jnp.int32)
-    cy = jnp.clip(jnp.floor(py / 24), 0, C.GRID_H - 1).astype(jnp.int32)
+    cx = jnp.clip(jnp.floor(px / C.CELL), 0, C.GRID_W - 1).astype(jnp.int32)
+    cy = jnp.clip(jnp.floor(py / C.CELL), 0, C.GRID_H - 1).astype(jnp.int32)
     tid = level.tiles.astype(jnp.int32)[cx, cy]
-    u = jnp.clip(jnp.floor(px - 24 * cx), 0, 23).astype(jnp.int32)
-    v = jnp.clip(jnp.floor(py - 24 * cy), 0, 23).astype(jnp.int32)
+    u = jnp.clip(jnp.floor(px - C.CELL * cx), 0, C.CELL - 1).astype(jnp.int32)
+    v = jnp.clip(jnp.floor(py - C.CELL * cy), 0, C.CELL - 1).astype(jnp.int32)
     solid = jnp.asarray(TILE_MASKS)[tid, v, u] | ~inside
     img = jnp.where(solid[..., None], jnp.asarray(SOLID, jnp.float32), jnp.asarray(BG, jnp.float32))
 
@@ -141,29 +141,6 @@ def save_gif(frames, path, fps: int = 15, hold_last: float = 0.0):
     duration = [int(1000 / fps)] * len(ims)
     duration[-1] += int(1000 * hold_last)
     ims[0].save(path, save_all=True, append_images=ims[1:], duration=duration, loop=0)
-
-
-def rollout_frames(env, params, actions, key=None, downsample: int = 4):
-    """Host helper: reset, step ``actions`` (int[T]) and return the rendered frames until the
-    episode ends (jitted scan; for ``--render-episode``-style GIFs)."""
-    key = jax.random.PRNGKey(0) if key is None else key
-
-    @jax.jit
-    def run(params, actions):
-        _, s = env.reset_env(key, params)
-
-        def body(c, a):
-            s, done = c
-            _, s2, _, te, tr, _ = env.step_env(key, s, a[None], params)
-            s2 = jax.tree.map(lambda x, y: jnp.where(done, x, y), s, s2)
-            return (s2, done | te[0] | tr[0]), (render(s2, downsample=downsample), done)
-
-        (_, _), (frames, done) = jax.lax.scan(body, (s, jnp.array(False)), actions)
-        return render(s, downsample=downsample), frames, done
-
-    first, frames, done = jax.device_get(run(params, jnp.asarray(actions, jnp.int32)))
-    n = int(np.argmax(done)) if done.any() else len(done)
-    return [first] + list(frames[:n])
 
 
 # ---------------------------------------------------------------------- episodes -> GIFs

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from envs.npp import constants as C
-from envs.npp import entities as ENT
+from envs.npp.entity_common import cell_of, neighbourhood_rows, type_in
+from envs.npp.entity_phases import logical_collisions, move_phase, think_phase
 from envs.npp.level import Level
 from envs.npp.ninja import (
     DEPEN_COMPACT,
@@ -24,6 +25,7 @@ from envs.npp.ninja import (
     think,
     tile_wall_normal,
 )
+from envs.npp.solid_entities import PHYSICAL_TYPES, collide_vs_objects
 from envs.npp.state import Entities, Ninja, SimState
 
 # Discrete(6): 0 noop, 1 left, 2 right, 3 jump, 4 jump+left, 5 jump+right
@@ -70,8 +72,8 @@ def init_state(level: Level, dtype=jnp.float32) -> SimState:
     drones = (t == C.T_DRONE_ZAP) | (t == C.T_DRONE_MINI)
     ents = Entities(
         pos=level.ent_pos, vel=jnp.zeros((E, 2), dtype), active=t > 0,
-        state=jnp.where(t == C.T_MINE_SAFE, 1, 0).astype(jnp.int32),
-        cell=ENT.cell_of(level.ent_pos[:, 0], level.ent_pos[:, 1]),
+        state=jnp.where(t == C.T_MINE_SAFE, C.MINE_UNTOGGLED, C.MINE_TOGGLED).astype(jnp.int32),
+        cell=cell_of(level.ent_pos[:, 0], level.ent_pos[:, 1]),
         stamp=level.ent_stamp, in_grid=level.ent_in_grid & (t > 0),
         target=level.ent_pos, dir=jnp.where(drones, jnp.maximum(level.ent_orient, 0) // 2, 0).astype(jnp.int32),
         touching=jnp.zeros(E, bool), armed=jnp.zeros(E, bool), m=jnp.zeros((E, 2), jnp.int32),
@@ -127,14 +129,14 @@ def _physics(level: Level, n: Ninja, e: Entities, counter, switch_hit, opts: Tic
     dtype = n.x.dtype
     n = integrate(n)
     n = pre_collision(n)
-    has_phys = opts.entities and bool(set(ENT.PHYSICAL_TYPES) & set(level.entity_types))
+    has_phys = opts.entities and bool(set(PHYSICAL_TYPES) & set(level.entity_types))
     if has_phys:
-        phys = ENT.type_in(level, ENT.PHYSICAL_TYPES)
-        order, count = ENT.neighbourhood_rows(level, e, n.x, n.y, phys)   # cached for all substeps
+        phys = type_in(level, PHYSICAL_TYPES)
+        order, count = neighbourhood_rows(level, e, n.x, n.y, phys)   # cached for all substeps
 
     def substep(n, e):
         if has_phys:
-            n, e = ENT.collide_vs_objects(level, n, e, order, count)
+            n, e = collide_vs_objects(level, n, e, order, count)
         if not opts.tiles:
             return n, e, jnp.int32(0)
         n, evals = collide_vs_tiles(n, level, e.door_closed, dtype, opts.depen_cap, opts.depen_loop,
@@ -156,8 +158,8 @@ def _physics(level: Level, n: Ninja, e: Entities, counter, switch_hit, opts: Tic
 
         n, e, evals = lax.fori_loop(0, C.SUBSTEPS, body, (n, e, jnp.zeros(C.SUBSTEPS, jnp.int32)))
     if opts.entities:
-        n, e, counter, wall, switch_hit = ENT.logical_collisions(level, n, e, counter, switch_hit,
-                                                                     opts.vector_logical, opts.switch_passes)
+        n, e, counter, wall, switch_hit = logical_collisions(level, n, e, counter, switch_hit,
+                                                             opts.vector_logical, opts.switch_passes)
     else:
         wall = jnp.zeros_like(n.x)
     wall = tile_wall_normal(n, level, e.door_closed, dtype, wall)
@@ -177,8 +179,8 @@ def tick_stats(state: SimState, level: Level, hor, jump, options: TickOptions = 
     e = state.ents
     counter = state.stamp_counter
     if options.entities:
-        n, e, counter = ENT.move_phase(level, n, e, counter)
-        n, e, counter = ENT.think_phase(level, n, e, counter)
+        n, e, counter = move_phase(level, n, e, counter)
+        n, e, counter = think_phase(level, n, e, counter)
     run = (n.state != C.ST_DISABLED) & (n.state != C.ST_DEAD)
     n, e, counter, switch_hit, evals = lax.cond(
         run, lambda a: _physics(level, *a, options),
@@ -199,21 +201,21 @@ def tick(state: SimState, level: Level, hor, jump, options: TickOptions = REFERE
 def entity_state_code(level: Level, e: Entities):
     """``ent_state`` as recorded in golden trajectories (FORMAT.md §5 table)."""
     t = level.ent_type
-    doors = (t == 5) | (t == 6) | (t == 8)
-    drones = (t == 14) | (t == 26)
+    doors = (t == C.T_DOOR_REGULAR) | (t == C.T_DOOR_LOCKED) | (t == C.T_DOOR_TRAP)
+    drones = (t == C.T_DRONE_ZAP) | (t == C.T_DRONE_MINI)
+    stateful = (t == C.T_MINE) | (t == C.T_MINE_SAFE) | (t == C.T_EXIT) | (t == C.T_THWUMP) | (t == C.T_SHOVE_THWUMP)
     return jnp.where(doors, e.door_closed.astype(jnp.int32),
-                     jnp.where(drones, e.dir, jnp.where(t == 24, e.touching.astype(jnp.int32),
-                                                         jnp.where((t == 1) | (t == 21) | (t == 3) | (t == 20) |
-                                                                   (t == 28), e.state, 0))))
+                     jnp.where(drones, e.dir, jnp.where(t == C.T_BOOST_PAD, e.touching.astype(jnp.int32),
+                                                         jnp.where(stateful, e.state, 0))))
 
 
 def entity_aux(level: Level, e: Entities):
     t = level.ent_type
     z = jnp.zeros_like(e.pos[:, 0])
-    drones = (t == 14) | (t == 26)
-    sh = t == 28
+    drones = (t == C.T_DRONE_ZAP) | (t == C.T_DRONE_MINI)
+    sh = t == C.T_SHOVE_THWUMP
     a0 = jnp.where(drones, e.target[:, 0], jnp.where(sh, e.m[:, 0].astype(z.dtype),
-                                                      jnp.where(t == 5, e.open_timer.astype(z.dtype), z)))
+                                                      jnp.where(t == C.T_DOOR_REGULAR, e.open_timer.astype(z.dtype), z)))
     a1 = jnp.where(drones, e.target[:, 1], jnp.where(sh, e.m[:, 1].astype(z.dtype), z))
     a2 = jnp.where(sh, e.armed.astype(z.dtype), z)
     return jnp.stack([a0, a1, a2], -1)
