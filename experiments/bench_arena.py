@@ -26,8 +26,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from envs.arena import ArenaEnv  # noqa: E402
+from experiments.benchmarking import compile_chunk, median_chunk_seconds, median_seconds  # noqa: E402
 from jaxrl_arena import config as C  # noqa: E402
-from jaxrl_arena.benchmarking import compile_chunk, median_chunk_seconds, median_seconds  # noqa: E402
 from jaxrl_arena.train import make_train  # noqa: E402
 
 

@@ -25,9 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+from experiments.benchmarking import median_chunk_seconds, median_seconds  # noqa: E402
 from jaxrl_arena.curriculum import (EpisodeOutcomes, LearningProgressCurriculum,  # noqa: E402
                                     StagedCurriculum, UniformCurriculum)
-from jaxrl_arena.benchmarking import median_chunk_seconds, median_seconds  # noqa: E402
 from jaxrl_arena.curriculum.arena_tasks import ArenaTaskSpace  # noqa: E402
 
 

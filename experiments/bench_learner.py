@@ -28,16 +28,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.benchmarking import median_seconds
 from jaxrl_arena import config as C
 from jaxrl_arena import networks, ppo
-from jaxrl_arena.benchmarking import median_seconds
 
 TORSO_2X2 = ["policy.cnn_channels=[32,64]", "policy.cnn_kernels=[2,2]", "policy.cnn_strides=[2,2]"]
 
 
-# name -> config overrides. "uint8": grids packed as uint8 (as before int8 packing); "2x2*": the
-# fourth session's torso, 2x2-patch convs (32, 64), at that recipe's 4 epochs. (Variants that
-# needed code patched in, e.g. contiguous minibatches, are recorded in docs/BENCHMARKS.md.)
+# name -> config overrides. "*uint8": grids stored as plain uint8 instead of the recipe's packed
+# observation dtype, to price that packing; "2x2*": a 2x2-patch torso, convs (32, 64), at 4
+# epochs, to compare with the recipe's 4x4-patch conv. (Variants that needed code patched in,
+# e.g. contiguous minibatches, are recorded in docs/BENCHMARKS.md.)
 VARIANTS = {
     "base": [],
     "uint8": [],

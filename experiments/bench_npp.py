@@ -36,7 +36,7 @@ generated level of that curriculum stage per env (entity types 1/3/4, capacity 4
   (``--trace-only kind:envs`` to pick), summarised by ``experiments/trace_summary.py``.
 
     python experiments/bench_npp.py train --policies grid,grid_e4 --train-envs 131072 --skip-rollout-only \
-        --updates 2 --trace-dir traces --trace-only grid:131072        # the H100 table (fifth session)
+        --updates 2 --trace-dir traces --trace-only grid:131072        # npp_grid H100 table, docs/BENCHMARKS.md
 
 Programs are compiled in a thread pool (``--compile-workers``) while earlier ones are timed, so
 a compile's seconds include waiting for a core. ``--deadline`` skips what would start after that
@@ -63,7 +63,7 @@ from envs.npp import generators as G
 from envs.npp.golden import npp_golden_dir
 from envs.npp.levels import DEFAULT_GEN_MAX_DOORS, DEFAULT_GEN_MAX_ENTITIES, GEN_ENTITY_TYPES
 from envs.npp.sim import TickOptions, tick_stats
-from jaxrl_arena.benchmarking import median_chunk_seconds, median_seconds
+from experiments.benchmarking import median_chunk_seconds, median_seconds
 
 DEFAULT_MAPS = "simple-walk,minefield,complex-path-switch-required,gen:simplest,gen:complex"
 MODES = ("physics", "profile", "env", "train")
@@ -437,7 +437,7 @@ TRAIN_VARIANTS = {
     "grid_f32": ("npp_grid", "`npp_grid` in float32", ["policy.compute_dtype=float32"]),
     "grid_bias": ("npp_grid", "`npp_grid` with a conv bias", ["policy.cnn_bias=true"]),
     "grid_e4": ("npp_grid", "`npp_grid`, 4 epochs", ["ppo.update_epochs=4"]),
-    # the fourth session's torso (2x2-patch convs (32, 64) with biases; its recipe ran T = 32)
+    # a 2x2-patch torso (convs (32, 64) with biases), to compare with npp_grid's 4x4-patch conv
     "grid_2x2": ("npp_grid", "2x2-patch CNN (32, 64) with biases + 256, bf16, `grid`", [
         "policy.cnn_channels=[32,64]", "policy.cnn_kernels=[2,2]", "policy.cnn_strides=[2,2]", "policy.cnn_bias=true"]),
     "grid_2x2_nb": ("npp_grid", "2x2-patch CNN (32, 64) without biases", [
@@ -534,7 +534,7 @@ def main(argv=None) -> int:
     p.add_argument("mode", nargs="?", default="physics",
                    help="physics, profile, env, train, all, or a comma-separated list (run in that order)")
     p.add_argument("--map-dir", default=None, help="folder of map files (default .benchdata/maps or the golden maps)")
-    p.add_argument("--map", default=None, help="one map file (old flag); overrides --maps/--map-dir")
+    p.add_argument("--map", default=None, help="one map file (short for --map-dir DIR --maps NAME); overrides both")
     p.add_argument("--maps", default=DEFAULT_MAPS, help="physics maps: file names and/or gen:STAGE")
     p.add_argument("--envs", default="4096,16384,65536", help="physics: num_envs list")
     p.add_argument("--frames", type=int, default=100, help="physics/profile: frames per timed call")

@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.benchmarking import compile_chunk, median_chunk_seconds  # noqa: E402
 from jaxrl_arena import config as C  # noqa: E402
-from jaxrl_arena.benchmarking import compile_chunk, median_chunk_seconds  # noqa: E402
 from jaxrl_arena.train import make_train  # noqa: E402
 
 

@@ -89,8 +89,8 @@ def _compile(fn, *args):
 def _median_seconds(exe, state, args, repeats: int) -> float:
     """Median seconds of ``exe(state, *args(i)) -> (state, out)`` over ``repeats`` warm calls,
     each fed the state the previous call returned and blocked on its whole state and output.
-    The timing loop of ``jaxrl_arena.benchmarking``, kept here once because the older commits
-    this suite measures do not have that module."""
+    The timing loop of ``experiments/benchmarking.py``, repeated here because a checkout this
+    suite measures need not have that module."""
     import jax
 
     state, out = exe(state, *args(0))

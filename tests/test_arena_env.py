@@ -257,10 +257,10 @@ def test_reward_potential_sums_in_engine_order():
     """Phi is a float32 sum whose order shows in the last bit. The reference engine recorded
     (ep00_scripted, step 60, agent 15) ore_red 1, battery_red 1, heart 1 -> 1.9000001, the
     item-id order's sum; alphabetical order by item name would give 1.8999999."""
-    from envs.arena import golden
     from envs.arena.env import potential
+    from envs.golden_data import golden_dir
 
-    rec = np.load(golden.golden_dir() / "ep00_scripted.npz")
+    rec = np.load(golden_dir() / "arena" / "ep00_scripted.npz")
     inv = rec["agent_inventory"][60, 15]
     recorded = rec["agent_stat_reward"][60, 15]
     held = {K.RESOURCE_NAMES[i]: int(inv[i]) for i in np.nonzero(inv)[0]}

@@ -5,7 +5,7 @@ by field (state rows, rewards, success flags, raw observation tokens, terminals,
 import numpy as np
 import pytest
 
-from envs.arena import golden
+from tools import arena_golden as golden
 
 FILES = golden.all_golden_files()
 

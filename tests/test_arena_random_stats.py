@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from envs.arena import random_stats
-from envs.arena.golden import golden_dir
+from tools import arena_random_stats as random_stats
+from tools.arena_golden import golden_dir
 
 
 @pytest.mark.slow

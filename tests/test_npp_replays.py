@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from envs.npp import replay as replay_cli
 from envs.npp.golden import npp_golden_dir, x64_scope
+from tools import npp_replay as replay_cli
 
 GOLD = npp_golden_dir()
 INDEX = {r["file"]: r for r in json.loads((GOLD / "replays_index.json").read_text())["replays"]

@@ -4,13 +4,16 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.npp import trajectory as traj_cli
-from envs.npp.golden import REPO_ROOT, npp_golden_dir, simulate, x64_scope
+from envs.npp.golden import npp_golden_dir, simulate, x64_scope
+from tools import npp_trajectory as traj_cli
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # where `python -m tools.*` runs from
 
 TRAJ = npp_golden_dir() / "trajectories"
 FILES = sorted(p.name for p in TRAJ.glob("*.npz"))
@@ -65,10 +68,10 @@ def test_float32_mode_tracks_float64_early():
 
 
 def test_cli_subprocess_bit_exact():
-    """``python -m envs.npp.trajectory`` disables XLA's FMA contraction and is bit-exact here."""
+    """``python -m tools.npp_trajectory`` disables XLA's FMA contraction and is bit-exact here."""
     files = [str(TRAJ / "replay__shared__20251023_153100_train_very_simple_100029.npz"),
              str(TRAJ / "maps__switch-simple__seed0.npz")]
-    r = subprocess.run([sys.executable, "-m", "envs.npp.trajectory", "--tol", "0", *files], cwd=REPO_ROOT,
+    r = subprocess.run([sys.executable, "-m", "tools.npp_trajectory", "--tol", "0", *files], cwd=REPO_ROOT,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("max abs err 0)") == 2

@@ -4,7 +4,7 @@
 ``H x W`` grid). ``EnvParams`` holds the task: everything in it is an array, so a batch of
 environments can carry different tasks (vmap over axis 0) without recompiling.
 
-Section marks (§) cite docs/specs/arena.md; FORMAT.md is tests/data/golden/npp/FORMAT.md.
+Section marks (§) cite docs/specs/arena.md; FORMAT.md is tests/data/golden/arena/FORMAT.md.
 """
 
 from __future__ import annotations

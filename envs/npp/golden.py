@@ -16,7 +16,6 @@ from jax import lax
 from envs.golden_data import golden_dir  # re-exported: the N++ files are under npp/
 from envs.npp.sim import entity_aux, entity_state_code, init_state, tick
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # where `python -m envs.npp.*` runs from
 
 # One padded shape for all conformance runs, so each runner compiles once.
 CONFORMANCE_MAX_ENTITIES = 160

@@ -1,6 +1,7 @@
 """Throughput of the vmapped arena step (random actions, auto-reset by select).
 
-    python -m envs.arena.bench --envs 4096 --steps 64 --obs dense
+    python experiments/bench_arena_step.py --envs 4096 --steps 64 --obs dense
+    python experiments/bench_arena_step.py --envs 4096 --parts     # events / agents / obs apart
 
 Prints env-steps/s and agent-steps/s of a jitted scan of ``steps`` steps over ``envs`` envs.
 """
@@ -8,13 +9,17 @@ Prints env-steps/s and agent-steps/s of a jitted scan of ``steps`` steps over ``
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from envs.arena import constants as K
-from envs.arena.env import ArenaEnv
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from envs.arena import constants as K  # noqa: E402
+from envs.arena.env import ArenaEnv  # noqa: E402
 
 
 def make_rollout(env: ArenaEnv, num_envs: int, steps: int, reset: bool):

@@ -1,7 +1,7 @@
 """Uniform-random-policy statistics of the JAX arena vs the reference engine's
 (``<golden>/arena/random_policy_stats.json``, spec §14).
 
-    python -m envs.arena.random_stats --episodes 200 --batch 8
+    python -m tools.arena_random_stats --episodes 200 --batch 8
 
 Runs ``episodes`` 1000-step episodes (a fresh map each, actions uniform over the 16 ids),
 computes per episode the mean over agents of every per-agent stat, and compares the mean
@@ -24,8 +24,8 @@ import numpy as np
 
 from envs.arena import constants as K
 from envs.arena.env import ArenaEnv
-from envs.arena.golden import golden_dir
 from envs.arena.stats import episode_stats
+from tools.arena_golden import golden_dir
 
 
 def make_batch_runner(env: ArenaEnv, batch: int):

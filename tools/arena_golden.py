@@ -1,6 +1,6 @@
 """Conformance replay of the reference engine's golden recordings (tests/data/golden/arena).
 
-    python -m envs.arena.golden FILE.npz [FILE.npz ...]     # or: --all
+    python -m tools.arena_golden FILE.npz [FILE.npz ...]     # or: --all
 
 Each file is rebuilt from ``grid_ascii`` + initial inventory, then replayed with the recorded
 agent order and actions (and the harness's ``inventory_sets``); every state row, reward,

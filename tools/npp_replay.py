@@ -1,6 +1,6 @@
 """Re-simulate nclone ``.replay`` files in float64 and check their recorded outcome.
 
-    python -m envs.npp.replay [FILE.replay | FOLDER ...]   # none: the golden replays
+    python -m tools.npp_replay [FILE.replay | FOLDER ...]   # none: the golden replays
 
 For each file prints the ticks simulated, the exit-switch tick and the win/death tick. Every
 golden replay wins on exactly its last input (``replays_index.json``), so a file *reproduces*

@@ -1,4 +1,8 @@
-"""Timing helpers shared by the benchmark scripts (METHOD.md: warm up, block, take medians)."""
+"""Timing helpers shared by the benchmark scripts (METHOD.md: warm up, block, take medians).
+
+Imported, not run: ``from experiments.benchmarking import median_seconds`` (each script in
+``experiments/`` puts the repository root on ``sys.path`` first).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Re-simulate golden per-tick trajectories and compare every recorded field.
 
-    python -m envs.npp.trajectory [FILE.npz | FOLDER ...] [--float32] [--tol 1e-9]   # none: the golden ones
+    python -m tools.npp_trajectory [FILE.npz | FOLDER ...] [--float32] [--tol 1e-9]   # none: the golden ones
 
 Each file's map bytes and inputs are replayed (with its recorded auto-resets) in float64; every
 recorded ninja and entity field is compared per tick (floats within ``--tol``, integers exactly).
