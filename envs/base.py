@@ -67,6 +67,10 @@ class MultiAgentEnv(Generic[TEnvState, TEnvParams]):
     # False when episodes only ever terminate (no time limits outside the MDP): the trainer
     # then skips computing V(final_observation) for truncation bootstraps.
     can_truncate: bool = True
+    # True when a reset costs about as much as a step (gymnax's classic-control envs): the
+    # trainer's "auto" reset strategy then resets every env every step and selects (exact and
+    # the fewest kernels), instead of handing a small pool of resets to the envs that finished.
+    cheap_reset: bool = False
 
     @property
     def name(self) -> str:

@@ -20,6 +20,7 @@ class GymnaxAdapter(MultiAgentEnv):
     """
 
     num_agents = 1
+    cheap_reset = True  # gymnax resets sample a few numbers (its own step resets every step)
 
     def __init__(self, env: Any, env_params: Any, *, max_steps: int = 0):
         self.env = env

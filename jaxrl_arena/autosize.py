@@ -7,6 +7,9 @@ bytes per env, and the largest power of two under ``ppo.auto_memory_fraction`` o
 is chosen (the fraction leaves the margin for the estimate). The choice is remembered per device
 kind and config beside the compilation cache. On CPU, where more envs mostly cost time rather
 than memory, the choice is capped at 1024 agent rows (envs × agents) per device, no compile.
+Everywhere the count is also capped so that the run lasts at least ``AUTO_MIN_UPDATES`` updates
+(a short run on a large GPU must still learn, not spend its budget in one giant batch); when
+that cap is below the trial size, no trial is compiled.
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ from jaxrl_arena.config import Config
 from jaxrl_arena.rollout import tree_bytes
 
 CPU_MAX_AGENT_ROWS_PER_DEVICE = 1024
+AUTO_MIN_UPDATES = 10
+
+
+def _power_of_two_at_most(n: int) -> int:
+    p = 1
+    while p * 2 <= n:
+        p *= 2
+    return p
 
 
 def device_memory_bytes(device) -> int | None:
@@ -73,6 +84,15 @@ def resolve_num_envs(cfg: Config, env, devices, ab=None,
         return cfg, ""
     d = len(devices)
     per_device_cap = cfg.ppo.auto_max_envs // d
+    steps_per_env = cfg.ppo.num_steps * env.num_agents
+    run_cap = max(1, cfg.run.total_timesteps // (AUTO_MIN_UPDATES * steps_per_env) // d)
+    base = d if cfg.ppo.minibatch_size > 0 else d * max(1, cfg.ppo.num_minibatches)
+    if run_cap < min(per_device_cap, TRIAL_ENVS_PER_DEVICE):
+        n = max(base, _power_of_two_at_most(run_cap) * d)
+        report = (f"auto: {n} envs (capped so that run.total_timesteps="
+                  f"{cfg.run.total_timesteps:,} gives at least {AUTO_MIN_UPDATES} updates)")
+        print(f"ppo.num_envs=auto -> {n}: {report[6:]}")
+        return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
     budget = None
     mem = device_memory_bytes(devices[0])
     if mem is not None:
@@ -98,10 +118,10 @@ def resolve_num_envs(cfg: Config, env, devices, ab=None,
             cached = {}
     if key in cached:
         n, report = int(cached[key]["num_envs"]), cached[key]["report"] + " (remembered)"
+        n, report = _cap_to_run(n, run_cap * d, base, report)
         print(f"ppo.num_envs=auto -> {n}: {report[6:]}")
         return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
     # The smallest env count the minibatch split allows, doubled up to the trial size.
-    base = d if cfg.ppo.minibatch_size > 0 else d * max(1, cfg.ppo.num_minibatches)
     n1 = base
     while n1 * 2 // d <= min(per_device_cap, TRIAL_ENVS_PER_DEVICE):
         n1 *= 2
@@ -118,14 +138,24 @@ def resolve_num_envs(cfg: Config, env, devices, ab=None,
     report = f"auto: {n} envs ({per_env / 1024:.1f} KiB per env, {where})"
     print(f"ppo.num_envs=auto -> {n}: {per_env / 1024:.1f} KiB per env measured from a trial "
           f"compile at {n1} envs, fixed {fixed / 2**20:.1f} MiB, {where}")
-    if cache_file is not None:
+    if cache_file is not None:   # the memory decision; the run-length cap applies on top
         cached[key] = {"num_envs": n, "report": report}
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             cache_file.write_text(json.dumps(cached, indent=1))
         except OSError:
             pass   # remembering is an optimisation only
+    n, report = _cap_to_run(n, run_cap * d, base, report)
     return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
+
+
+def _cap_to_run(n: int, run_cap: int, base: int, report: str) -> tuple[int, str]:
+    """At most ``run_cap`` envs (a power of two, not below ``base``): ``AUTO_MIN_UPDATES``."""
+    capped = max(base, _power_of_two_at_most(run_cap))
+    if capped >= n:
+        return n, report
+    return capped, (f"auto: {capped} envs (memory allows {n}; capped so that the run has at "
+                    f"least {AUTO_MIN_UPDATES} updates)")
 
 
 def _fixed_bytes(cfg: Config, env, devices, ab) -> int:

@@ -44,7 +44,8 @@ class EnvConfig:
     # envs every step and selects (exact, but pays a full reset per env per step).
     # "pooled" keeps the pool across steps and regenerates only `reset_refresh` entries per
     # step (for envs whose reset is far dearer than a step: N++ level generation).
-    reset_strategy: Literal["optimistic", "every_step", "pooled"] = "optimistic"
+    # "auto": every_step for envs whose reset is cheap (`cheap_reset`), else optimistic.
+    reset_strategy: Literal["auto", "optimistic", "every_step", "pooled"] = "auto"
     reset_pool: int | Auto = "auto"  # resets computed per step; auto = min(N, max(8, N // 16))
     reset_refresh: int | Auto = "auto"  # pooled: entries regenerated per step; auto = P // 16
     max_steps: int = 0  # episode limit override; 0 keeps the env's own
@@ -487,6 +488,14 @@ def resolve_minibatches(cfg: Config, num_agents: int) -> Config:
             f"ppo.minibatch_size={ppo.minibatch_size}"
         )
     return replace(cfg, "ppo.num_minibatches", batch // ppo.minibatch_size)
+
+
+def resolve_reset_strategy(cfg: Config, cheap_reset: bool) -> Config:
+    """``env.reset_strategy=auto``: ``every_step`` for envs that declare a cheap reset,
+    ``optimistic`` otherwise."""
+    if cfg.env.reset_strategy != "auto":
+        return cfg
+    return replace(cfg, "env.reset_strategy", "every_step" if cheap_reset else "optimistic")
 
 
 # ----------------------------------------------------------------------------- validation

@@ -150,13 +150,25 @@ def run_evaluation(evaluator: Evaluator, state, program: TrainProgram
 def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", fresh: bool = False,
           ab: list[str] | None = None, env: MultiAgentEnv | None = None,
           stop_after_updates: int | None = None, console=None) -> RunResult:
-    """Run (or resume) training for ``cfg``; returns a summary. Raises ConfigError early."""
+    """Run (or resume) training for ``cfg``; returns a summary. Raises ConfigError early.
+
+    SIGTERM/SIGINT are caught from the start (a signal during the compile must not kill the
+    process before it can say so): between chunks the loop saves a checkpoint and returns."""
+    with GracefulShutdown() as shutdown:
+        return _train(cfg, shutdown, experiment=experiment, recipe=recipe, fresh=fresh, ab=ab,
+                      env=env, stop_after_updates=stop_after_updates, console=console)
+
+
+def _train(cfg: Config, shutdown: GracefulShutdown, *, experiment: str, recipe: str, fresh: bool,
+           ab: list[str] | None, env: MultiAgentEnv | None, stop_after_updates: int | None,
+           console) -> RunResult:
     devices = jax.devices()
     env = env or make_env(cfg)
     cache = enable_compilation_cache(cfg, run_dir(cfg, experiment, recipe))
     cfg, autosize_report = resolve_num_envs(
         cfg, env, devices, ab=ab, cache_file=Path(cache) / "num_envs_auto.json" if cache else None)
     cfg = config_lib.resolve_minibatches(cfg, env.num_agents)
+    cfg = config_lib.resolve_reset_strategy(cfg, env.cheap_reset)
     config_lib.validate(cfg, num_agents=env.num_agents, num_devices=len(devices))
     directory = run_dir(cfg, experiment, recipe)
     ckpt_dir = directory / "checkpoints"
@@ -238,14 +250,14 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
     if stop_after_updates is not None:
         target_updates = min(target_updates, stop_after_updates)
     try:
-        with GracefulShutdown() as shutdown, Progress(
+        with Progress(
             program.num_updates * per_update,
             enabled=None if cfg.logging.progress else False,  # None: a live bar on terminals
             key_metrics=("overview/reward", "overview/episode_length", "loss/entropy"),
             console=console, description=directory.name,
         ) as progress:
             progress.update(update * per_update)
-            while update < target_updates:
+            while update < target_updates and not shutdown.requested:
                 length = min(chunk_len, target_updates - update)
                 if length not in executables:
                     executables[length] = program.chunk_for(length).lower(state).compile()
@@ -294,15 +306,17 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
                 ):
                     checkpointer.save(update, state, {**metadata, "update": update,
                                                       "agent_steps": update * per_update})
-                if shutdown.requested:
-                    stopped_by_signal = True
-                    if checkpointer is not None:
-                        print(f"received {shutdown.signal_name}: saved checkpoint at update {update} "
-                              f"in {ckpt_dir}; rerun the same command to resume", file=sys.stderr)
-                    else:
-                        print(f"received {shutdown.signal_name}: stopped at update {update}; "
-                              "checkpoint.enabled=false, so nothing was saved", file=sys.stderr)
-                    break
+            if shutdown.requested:   # after a chunk, or before the first (during the compile)
+                stopped_by_signal = True
+                if checkpointer is not None and checkpointer.latest_step() != update:
+                    checkpointer.save(update, state, {**metadata, "update": update,
+                                                      "agent_steps": update * per_update})
+                if checkpointer is not None:
+                    print(f"received {shutdown.signal_name}: saved checkpoint at update {update} "
+                          f"in {ckpt_dir}; rerun the same command to resume", file=sys.stderr)
+                else:
+                    print(f"received {shutdown.signal_name}: stopped at update {update}; "
+                          "checkpoint.enabled=false, so nothing was saved", file=sys.stderr)
     finally:
         logger.close()
         if checkpointer is not None:

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxrl_arena.packing import pack_leaves
+
 
 class Hyperparams(NamedTuple):
     """Hyperparameters that are data in the compiled step (vmappable across runs)."""
@@ -119,18 +121,8 @@ def normalize(x, axis_name=None, eps=1e-8):
     return (x - mean) / (std + eps)
 
 
-def all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def global_norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
-
-
-def clip_by_global_norm(grads, max_norm):
-    norm = global_norm(grads)
-    scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
-    return jax.tree.map(lambda g: g * scale, grads), norm
 
 
 def lr_factor_schedule(ppo, total_opt_steps: int):
@@ -156,8 +148,13 @@ class Learner:
     the full-minibatch gradient: the loss is a mean and advantages are normalised over the
     whole minibatch first). With ``axis_name`` the data is sharded over devices: gradients,
     advantage statistics and metrics are averaged across the mesh; the permutation key is the
-    same on every device. A step whose loss or gradient is not finite is skipped (parameters
-    and optimizer state unchanged) and counted.
+    same on every device. A step whose loss or gradient norm is not finite is skipped
+    (parameters and optimizer state unchanged) and counted: a NaN or infinite gradient makes
+    the norm so, and so does a finite one whose squares overflow float32.
+
+    Per-minibatch work is kept to few kernels (on GPUs each costs a launch per minibatch): the
+    finiteness test reads the one gradient norm, the minibatch's float and integer fields are
+    gathered as one array each, and the metrics leave the minibatch loop as one vector.
     """
 
     def __init__(self, policy, ppo, *, total_updates: int, axis_name: str | None = None):
@@ -206,17 +203,41 @@ class Learner:
         if self.ppo.norm_adv:
             mb = mb._replace(advantages=normalize(mb.advantages, self.axis_name))
         loss, metrics, grads = self.gradients(params, coefs, mb)
-        finite = jnp.isfinite(loss) & all_finite(grads)
-        grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
-        grads, grad_norm = clip_by_global_norm(grads, hp.max_grad_norm)
-        updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
+        norm = global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(norm)
+        scale = jnp.minimum(1.0, hp.max_grad_norm / (norm + 1e-6))
+        grads = jax.tree.map(lambda g: jnp.where(finite, g * scale, 0.0), grads)
+        grad_norm = jnp.where(finite, norm, 0.0)
         lr = hp.lr * self.lr_factor(opt_step)
-        new_params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-        params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
+        params, opt_state = self.adam(params, grads, opt_state, lr, finite)
         metrics = {**metrics, "train/grad_norm": grad_norm, "train/learning_rate": lr,
                    "train/skipped_steps": (~finite).astype(jnp.float32)}
         return (params, opt_state, opt_step + 1), metrics
+
+    def adam(self, params, grads, state: optax.ScaleByAdamState, lr, finite):
+        """``params - lr * adam(grads)``: optax's ``scale_by_adam`` arithmetic and state, with the
+        skip of a non-finite step folded into the coefficients (decays 1, new-gradient weights
+        0, learning rate 0, count unchanged) so that each leaf's parameter and moments come out
+        of one elementwise expression, unchanged when skipped, with no select over every leaf."""
+        ppo = self.ppo
+        w1, d1 = jnp.where(finite, 1.0 - ppo.adam_b1, 0.0), jnp.where(finite, ppo.adam_b1, 1.0)
+        w2, d2 = jnp.where(finite, 1.0 - ppo.adam_b2, 0.0), jnp.where(finite, ppo.adam_b2, 1.0)
+        top = jnp.iinfo(jnp.int32).max
+        count = jnp.where(finite & (state.count < top), state.count + 1, state.count)
+        # Bias corrections; at count 0 (only a skipped first step) the moments are 0: keep 0/1.
+        c1 = jnp.where(count > 0, 1 - ppo.adam_b1 ** count, 1.0)
+        c2 = jnp.where(count > 0, 1 - ppo.adam_b2 ** count, 1.0)
+        lr = jnp.where(finite, lr, 0.0)
+
+        def leaf(p, g, m, v):
+            m = w1 * g + d1 * m
+            v = w2 * (g ** 2) + d2 * v
+            u = (m / c1.astype(m.dtype)) / (jnp.sqrt(v / c2.astype(v.dtype) + 0.0) + ppo.adam_eps)
+            return p - lr * u, m, v
+
+        out = jax.tree.map(leaf, params, grads, state.mu, state.nu)
+        pick = lambda i: jax.tree.map(lambda _, o: o[i], params, out)
+        return pick(0), optax.ScaleByAdamState(count=count, mu=pick(1), nu=pick(2))
 
     def update(self, params, opt_state, opt_step, data: Minibatch, hp: Hyperparams, key,
                update_index):
@@ -230,6 +251,9 @@ class Learner:
             "ent_coef": hp.ent_coef * self.ent_factor(update_index),
         }
         num_seq = data.advantages.shape[1]
+        rows_of = {f: getattr(data, f) for f in data._fields if f not in ("obs", "carry")}
+        packed, unpack_rows = pack_leaves(rows_of)
+        layout = {}   # how ``minibatch`` packed its metrics (set while tracing)
 
         def epoch(carry, k):
             # Each minibatch gathers its own rows inside the step instead of the epoch writing a
@@ -241,10 +265,12 @@ class Learner:
 
             def minibatch(c, rows):
                 take = lambda x, axis: jnp.take(x, rows, axis=axis, mode="clip")
-                seq = {f: jax.tree.map(lambda x: take(x, 1), getattr(data, f))
-                       for f in data._fields if f != "carry"}
-                mb = Minibatch(carry=jax.tree.map(lambda x: take(x, 0), data.carry), **seq)
-                return self.step(c, mb, coefs, hp)
+                mb = Minibatch(obs=jax.tree.map(lambda x: take(x, 1), data.obs),
+                               carry=jax.tree.map(lambda x: take(x, 0), data.carry),
+                               **unpack_rows(jax.tree.map(lambda x: take(x, 1), packed)))
+                c, metrics = self.step(c, mb, coefs, hp)
+                metrics, layout["unpack"] = pack_leaves(metrics)
+                return c, metrics
 
             return jax.lax.scan(minibatch, carry, perm)
 
@@ -252,6 +278,7 @@ class Learner:
         (params, opt_state, opt_step), metrics = jax.lax.scan(
             epoch, (params, opt_state, opt_step), keys
         )
+        metrics = layout["unpack"](metrics)
         skipped = metrics.pop("train/skipped_steps").sum()
         lr_last = metrics.pop("train/learning_rate")[-1, -1]
         metrics = jax.tree.map(jnp.mean, metrics)

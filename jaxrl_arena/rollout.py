@@ -4,14 +4,16 @@ Auto-reset strategy
 -------------------
 A naive auto-reset computes a full reset for every env at every step and selects it where
 the episode ended: for the arena (a fresh 62×62 map per episode) that is a map generation per
-env per step, most of it thrown away. ``env.reset_strategy=optimistic`` (the default) instead
+env per step, most of it thrown away. ``env.reset_strategy=optimistic`` (``auto``'s choice
+unless the env declares ``cheap_reset``) instead
 computes ``P`` resets per step (``env.reset_pool``, default ``min(N, max(8, N // 16))``) and
 hands them, in env order, to the envs that finished at this step (the ``k``-th finished env
 takes reset ``k mod P``). Cost: ``P/N`` of a reset per env-step instead of one. Trade-off: if
 more than ``P`` envs finish at the same step, some of them start from the same initial state
 (same map, same task); every episode still starts from a valid, freshly sampled reset, and
 envs desynchronise quickly (random episode lengths, the arena's ``desync_episodes``).
-``every_step`` keeps the exact, expensive behaviour.
+``every_step`` keeps the exact behaviour: expensive for the arena, but for envs whose reset
+costs about a step (``cheap_reset``: gymnax's) the cheapest, and ``auto``'s choice for them.
 
 ``pooled`` goes further for envs whose reset is far dearer than a step (N++ generates a level
 per reset, the arena a map): the pool of ``P`` ready resets persists in the rollout state and
@@ -45,7 +47,16 @@ Truncated episodes bootstrap from V(final observation) (``env.truncation_bootstr
 only the truncated envs, ``Kt`` at a time, with the same kind of loop (a round trip per step on
 GPUs); ``cond`` branches on "any env truncated" (a round trip too). ``auto`` is ``dense`` for
 recurrent policies and up to ``DENSE_FINAL_VALUE_MAX_ROWS`` policy rows per device,
-``chunked`` above.
+``chunked`` above. (Keeping the rollout's final observations and evaluating them in one forward
+after it measured slower on an H200: the stored observation, fused with the env step into an
+asynchronous write, made XLA copy the whole env state every step; docs/BENCHMARKS.md.)
+
+Per-step outputs are few, wide writes: the scan stacks the transition's small fields grouped by
+shape and kind (``pack_leaves``) and the episode sums as one ``[N, k]`` array, because on GPUs
+each array a scan step writes is a kernel launch per step, and at small env counts launches,
+not bytes, set the speed. When every task of the curriculum has the same env parameters
+(``Curriculum.shared_params``), the step reads those constants and resets never rewrite the
+per-env parameter rows.
 
 The task of a new episode is sampled from the curriculum *at its reset* and stored with the
 env (``task_id`` and ``env_params``); outcomes are credited to it when the episode ends.
@@ -60,6 +71,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from envs.base import MultiAgentEnv
+from jaxrl_arena.packing import pack_leaves
 
 
 @struct.dataclass
@@ -205,6 +217,8 @@ class Rollout:
         self.axis_name = axis_name
         self.truncation_bootstrap = resolve_truncation_bootstrap(
             truncation_bootstrap, policy.is_recurrent, num_envs * env.num_agents)
+        # Every task with the same env parameters: the step reads them as constants.
+        self.shared_params = curriculum.shared_params()
 
     # ------------------------------------------------------------------ helpers
     def _env_keys(self, key, n_local):
@@ -218,10 +232,15 @@ class Rollout:
         """One reset per key, each with a task sampled from the curriculum."""
         split = jax.vmap(jax.random.split)(keys)
         task_ids = self.curriculum.sample(cstate, split[:, 0])
-        params = self.curriculum.task_params(task_ids)
         reset = self.env.reset_env_first if first else self.env.reset_env
         with jax.named_scope("fresh_resets"):
-            obs, state = jax.vmap(reset)(split[:, 1], params)
+            if self.shared_params is None:
+                params = self.curriculum.task_params(task_ids)
+                obs, state = jax.vmap(reset)(split[:, 1], params)
+            else:
+                obs, state = jax.vmap(reset, (0, None))(split[:, 1], self.shared_params)
+                params = jax.tree.map(lambda x: jnp.broadcast_to(x, (len(keys),) + x.shape),
+                                      self.shared_params)
         return obs, state, params, task_ids
 
     def _pool_keys(self, key, n: int | None = None):
@@ -281,9 +300,11 @@ class Rollout:
             )[..., 0]
 
         with jax.named_scope("env_step"):
-            obs_st, state_st, reward, terminated, truncated, _ = jax.vmap(self.env.step_env)(
-                self._env_keys(k_env, n), rs.env_state, action, rs.env_params
-            )
+            params_axis, env_params = ((0, rs.env_params) if self.shared_params is None
+                                       else (None, self.shared_params))
+            obs_st, state_st, reward, terminated, truncated, _ = jax.vmap(
+                self.env.step_env, (0, 0, 0, params_axis))(
+                self._env_keys(k_env, n), rs.env_state, action, env_params)
         reward = reward.astype(jnp.float32)
         truncated = truncated & ~terminated
         done = jnp.all(terminated | truncated, axis=-1)
@@ -352,8 +373,11 @@ class Rollout:
                 entries = self._fresh_episodes(cstate, self._pool_keys(k_reset))
                 # P < N: the k-th finished env takes reset k mod P; P = N: env i takes reset i.
                 first = None if self.pool_size == n else 0
-            # (obs, state, params, task ids): the fresh entries and what they replace.
+            # (obs, state, params, task ids): the fresh entries and what they replace. Shared
+            # params are the same in every row: nothing to rewrite.
             old = (obs_st, state_st, rs.env_params, rs.task_id)
+            if self.shared_params is not None:
+                entries, old = (entries[0], entries[1], entries[3]), (obs_st, state_st, rs.task_id)
             k = self.reset_capacity
             if k >= n:  # a select over every env
                 if first is not None:
@@ -375,6 +399,8 @@ class Rollout:
                 # a full-width select: XLA copies a conditional's operand before scattering
                 # into it (the whole state per step).
                 new = for_rows_in_chunks(done, k, scatter, old)
+            if self.shared_params is not None:
+                new = (new[0], new[1], rs.env_params, new[2])
             obs, env_state, env_params, task_id = new
             new_rs = RolloutState(
                 env_state=env_state,
@@ -396,12 +422,17 @@ class Rollout:
         n, a = self.num_envs, self.num_agents
         chunks = self.num_steps // self.horizon
 
+        names = ["episodes", "overview/reward", "overview/episode_length"]
+        names += [f"env_agent/{name}" for name in self._stat_names(rs)]
+        layout = {}   # how ``inner`` packed a transition (set while tracing the scan)
+
         def inner(carry, xs):
             rs, sums = carry
             k, staged = xs
             rs, tr, s = self.step(params, cstate, rs, k, staged)
-            sums = jax.tree.map(jnp.add, sums, s)
-            return (rs, sums), tr
+            sums = sums + jnp.stack([s[name] for name in names], -1)
+            packed, layout["unpack"] = pack_leaves(tr)
+            return (rs, sums), packed
 
         def outer(carry, keys):
             rs, _ = carry
@@ -409,9 +440,7 @@ class Rollout:
             carry, tr = jax.lax.scan(inner, carry, keys)
             return carry, (tr, start_carry)
 
-        names = ["episodes", "overview/reward", "overview/episode_length"]
-        names += [f"env_agent/{name}" for name in self._stat_names(rs)]
-        zero_sums = {name: jnp.zeros(n, jnp.float32) for name in names}
+        zero_sums = jnp.zeros((n, len(names)), jnp.float32)
         staged = None
         if self.refresh:   # every pool replacement of this rollout, generated in one batch
             key, k_stage = jax.random.split(key)
@@ -419,9 +448,9 @@ class Rollout:
                 staged = self._fresh_episodes(cstate, self._pool_keys(k_stage, self.refresh * self.num_steps))
             staged = jax.tree.map(lambda x: x.reshape((chunks, self.horizon, self.refresh) + x.shape[1:]), staged)
         keys = jax.random.split(key, self.num_steps).reshape(chunks, self.horizon, -1)
-        (rs, sums), (tr, start_carries) = jax.lax.scan(outer, (rs, zero_sums), (keys, staged))
-        sums = {name: total.sum() for name, total in sums.items()}
-        tr = jax.tree.map(lambda x: x.reshape((self.num_steps,) + x.shape[2:]), tr)
+        (rs, sums), (packed, start_carries) = jax.lax.scan(outer, (rs, zero_sums), (keys, staged))
+        sums = dict(zip(names, sums.sum(0)))
+        tr = layout["unpack"](jax.tree.map(lambda x: x.reshape((self.num_steps,) + x.shape[2:]), packed))
         reset_rows = jnp.repeat(rs.episode_start, a)
         _, _, last_value = self.policy.apply(params, self._flat(rs.obs), rs.carry, reset_rows)
         return rs, tr, sums, last_value.reshape(n, a), start_carries

@@ -140,6 +140,7 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     if cfg.ppo.num_envs == "auto":
         raise ConfigError("ppo.num_envs=auto must be resolved first (jaxrl_arena.autosize)")
     cfg = config_lib.resolve_minibatches(cfg, env.num_agents)
+    cfg = config_lib.resolve_reset_strategy(cfg, env.cheap_reset)
     config_lib.validate(cfg, num_agents=env.num_agents, num_devices=len(devices))
     runs = expand_runs(cfg, ab)
     ppo = cfg.ppo

@@ -104,9 +104,9 @@ def test_sigterm_saves_and_exits_zero_then_resumes(tmp_path):
            "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAXRL_TEST_JAX_CACHE", "/tmp/jaxrl_arena_test_jax_cache")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 240
-    while time.time() < deadline and not (run / "metrics.jsonl").exists():
+    metrics = run / "metrics.jsonl"   # a first row: the first chunk has run
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
         time.sleep(0.5)
-    time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -115,6 +115,25 @@ def test_sigterm_saves_and_exits_zero_then_resumes(tmp_path):
     assert step is not None and step > 0
     rows = read_metrics(run / "metrics.jsonl")
     assert rows[-1]["update"] >= step
+
+
+def test_sigterm_while_compiling_exits_zero_and_says_so(tmp_path):
+    """A signal before the first chunk (here: during the compile) is caught, not fatal."""
+    run = tmp_path / "early"
+    cmd = [sys.executable, str(REPO / "experiments" / "gymnax_env.py"), "--env", "CartPole-v1",
+           "--config-override", *CARTPOLE, "run.total_timesteps=100_000_000", f"run.dir={run}",
+           "run.compile_cache=off"]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+           "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:
+        if line.startswith("compiling the train chunk"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert "received SIGTERM: saved checkpoint at update 0" in err
+    assert not (run / "metrics.jsonl").exists() or "update" not in (run / "metrics.jsonl").read_text()
 
 
 def test_num_envs_auto_compiles_one_trial_fits_the_budget_and_remembers(tmp_path, capsys,

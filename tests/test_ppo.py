@@ -116,3 +116,31 @@ def test_one_and_four_devices_give_the_same_update(cfg, H):
     moved = sum(float(jnp.abs(a - b).sum()) for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(params)))
     assert moved > 0
     chex.assert_trees_all_close(one, four, rtol=2e-5, atol=2e-6)
+
+
+def test_fused_adam_equals_optax_and_a_skipped_step_changes_nothing():
+    """``Learner.adam`` is optax's ``scale_by_adam`` (then ``p - lr u``), bit for bit under jit,
+    and a non-finite step leaves parameters and moments exactly as they were."""
+    learner = Learner(None, PPOConfig(), total_updates=10)
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    params = {"w": jax.random.normal(k[0], (64, 64)), "b": jax.random.normal(k[1], (7,))}
+    ours = ref = (params, learner.init(params))
+    lr = jnp.float32(3e-4)
+
+    @jax.jit
+    def optax_step(g, state):
+        p, opt = state
+        updates, opt = learner.optimizer.update(g, opt, p)
+        return jax.tree.map(lambda a, u: a - lr * u, p, updates), opt
+
+    adam = jax.jit(learner.adam)
+    for i in range(5):
+        key = jax.random.fold_in(k[2], i)
+        g = jax.tree.map(lambda x, key=key: jax.random.normal(key, x.shape), params)
+        ours = adam(ours[0], g, ours[1], lr, jnp.bool_(True))
+        ref = optax_step(g, ref)
+        zeros = jax.tree.map(jnp.zeros_like, g)
+        skipped = adam(ours[0], zeros, ours[1], lr, jnp.bool_(False))
+        chex.assert_trees_all_equal(skipped, ours)
+    chex.assert_trees_all_equal(ours, ref)
+    assert int(ours[1].count) == 5

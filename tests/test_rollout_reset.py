@@ -118,3 +118,46 @@ def test_default_capacity():
     assert reset_scatter_capacity(256) == 64
     assert reset_scatter_capacity(16) == 16  # K = N: the plain select
     assert reset_scatter_capacity(1000, 5) == 5 and reset_scatter_capacity(8, 100) == 8
+
+
+def test_pack_leaves_round_trips_every_dtype_and_groups_by_shape():
+    from jaxrl_arena.rollout import pack_leaves
+
+    tree = {"f": jnp.arange(6.0).reshape(2, 3), "g": -jnp.ones((2, 3)), "b": jnp.eye(2, 3, dtype=bool),
+            "i": jnp.full((2, 3), -7, jnp.int32), "u8": jnp.full((2, 3, 4), 250, jnp.uint8),
+            "i8": jnp.full((2, 3), -3, jnp.int8), "none": None, "v": jnp.ones(2)}
+    groups, unpack = pack_leaves(tree)
+    # f and g share a group; b, i and i8 travel together as int32; u8 and v stay alone.
+    assert sorted(g.shape for g in groups) == [(2,), (2, 3, 2), (2, 3, 3), (2, 3, 4)]
+    stacked = jax.tree.map(lambda g: jnp.stack([g, g]), groups)   # a scan's leading axis
+    for out, lead in ((unpack(groups), ()), (unpack(stacked), (2,))):
+        assert out["none"] is None
+        for name, x in tree.items():
+            if x is None:
+                continue
+            assert out[name].dtype == x.dtype and out[name].shape == lead + x.shape, name
+            np.testing.assert_array_equal(out[name], jnp.broadcast_to(x, lead + x.shape))
+
+
+def test_shared_task_params_step_equals_per_env_params():
+    """A curriculum whose tasks all have the same params lets the step read them as constants
+    and skip rewriting them at resets: the rollout must equal the per-env-params one."""
+    from jaxrl_arena.curriculum.base import UniformCurriculum
+
+    env = CountdownEnv(num_agents=2, truncate=True)
+    p = env.default_params
+    shared = UniformCurriculum({"a": p, "b": p})
+    assert UniformCurriculum({"a": p, "b": env.named_tasks()["long"]}).shared_params() is None
+    assert shared.shared_params() is not None
+    policy = make_policy(C.PolicyConfig(hidden_sizes=(8,)), (2,), 3)
+    params = jax.jit(policy.init)(jax.random.PRNGKey(0), np.zeros((1, 2), np.float32))
+    cstate = shared.init(jax.random.PRNGKey(1))
+    runs = []
+    for use_shared in (True, False):
+        r = Rollout(env, policy, shared, num_envs=N, num_steps=T, horizon=T, pool_size=POOL)
+        if not use_shared:
+            r.shared_params = None
+        rs = r.init(jax.random.PRNGKey(3), cstate)
+        runs.append(jax.jit(r.run)(params, cstate, rs, jax.random.PRNGKey(4)))
+    assert bool(runs[0][1].done.any())
+    chex.assert_trees_all_equal(runs[0], runs[1])

@@ -59,16 +59,19 @@ def test_no_finished_episode_means_no_value_not_zero():
     assert m["env_agent/steps"][0, 1] == 3.0
 
 
-@pytest.mark.parametrize("capacity", ["auto", 1, 3])
-def test_truncation_bootstraps_from_the_final_observation(capacity):
-    """V(final observation) where truncated, 0 elsewhere; with a capacity below the batch
-    (auto = the batch here) the truncated envs are evaluated ``capacity`` at a time."""
+@pytest.mark.parametrize("mode,capacity", [("chunked", "auto"), ("chunked", 1), ("chunked", 3),
+                                           ("dense", "auto"), ("cond", "auto")])
+def test_truncation_bootstraps_from_the_final_observation(mode, capacity):
+    """V(final observation) where truncated, 0 elsewhere, in every mode: per step over every
+    env (dense, cond) or over the truncated envs ``capacity`` at a time (chunked; auto = the
+    batch here)."""
     env = CountdownEnv(num_agents=2, truncate=True)
     prog = toy_program(env=env)
     state = prog.init()
     single = jax.tree.map(lambda x: x[0], state)
     rollout = Rollout(env, prog.policy, prog.curriculum, num_envs=8, num_steps=4, horizon=4,
-                      pool_size=8, truncation_capacity=capacity, truncation_bootstrap="chunked")
+                      pool_size=8, truncation_capacity=capacity, truncation_bootstrap=mode)
+    assert rollout.truncation_bootstrap == mode
     _, tr, _, _, _ = jax.jit(rollout.run)(single.params, single.curriculum, single.rollout,
                                           jax.random.PRNGKey(0))
     assert bool(tr.truncated.any()) and not bool(tr.terminated.any())
@@ -149,3 +152,12 @@ def test_updates_round_up_to_whole_chunks():
     assert plan_chunks(20, 5) == (20, 5)
     prog = toy_program("run.total_timesteps=640", "run.updates_per_chunk=4")  # 10 updates asked
     assert (prog.num_updates, prog.chunk_len) == (12, 4)
+
+
+def test_auto_reset_strategy_follows_the_envs_declared_reset_cost():
+    """``env.reset_strategy=auto`` resolves once, into the program's config: every_step for an
+    env that declares a cheap reset (gymnax), optimistic otherwise."""
+    cheap = toy_program(env=type("Cheap", (CountdownEnv,), {"cheap_reset": True})(num_agents=2))
+    assert cheap.config.env.reset_strategy == "every_step"
+    assert toy_program().config.env.reset_strategy == "optimistic"
+    assert toy_program("env.reset_strategy=pooled").config.env.reset_strategy == "pooled"

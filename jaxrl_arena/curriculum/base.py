@@ -23,6 +23,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 
@@ -64,6 +65,19 @@ class Curriculum:
     def metrics(self, state) -> dict[str, jax.Array]:
         return {}
 
+    def shared_params(self) -> Any:
+        """The env parameters when every task has the same ones (rollouts then treat them as
+        constants), else None."""
+        return None
+
+
+def shared_row(table) -> Any:
+    """Row 0 of a task-parameter table (leaves ``[num_tasks, ...]``) if every row equals it."""
+    leaves = [np.asarray(x) for x in jax.tree.leaves(table)]
+    if all(np.array_equal(x, x[:1].repeat(len(x), 0)) for x in leaves):
+        return jax.tree.map(lambda x: jnp.asarray(x[0]), table)
+    return None
+
 
 def per_task_sums(outcomes: EpisodeOutcomes, num_tasks: int, axis_name: str | None):
     """Episodes and score sums per task: segment sums, O(M + num_tasks), psum'd over devices."""
@@ -100,6 +114,9 @@ class UniformCurriculum(Curriculum):
 
     def task_params(self, task_ids):
         return jax.tree.map(lambda table: table[task_ids], self._table)
+
+    def shared_params(self):
+        return shared_row(self._table)
 
     def update(self, state, outcomes, axis_name=None):
         counts, scores = per_task_sums(outcomes, self.num_tasks, axis_name)

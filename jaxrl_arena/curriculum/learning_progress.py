@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_arena.curriculum.base import Curriculum, EpisodeOutcomes
+from jaxrl_arena.curriculum.base import Curriculum, EpisodeOutcomes, shared_row
 
 RANDOM_BASELINE_CAP = 0.75
 DEFAULT_SUCCESS_RATE = 0.0
@@ -231,6 +231,9 @@ class LearningProgressCurriculum(Curriculum):
         if self.space is not None:
             return self.space.params(task_ids)
         return jax.tree.map(lambda table: table[task_ids], self._table)
+
+    def shared_params(self):
+        return None if self.space is not None else shared_row(self._table)
 
     def slots_of(self, state: LPState, task_ids: jax.Array):
         """Slot of each global task id and whether it is live (sorted search, O(M log S))."""

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_arena.curriculum.base import Curriculum, EpisodeOutcomes
+from jaxrl_arena.curriculum.base import Curriculum, EpisodeOutcomes, shared_row
 from jaxrl_arena.curriculum.learning_progress import ring_append
 
 # npp.md §10.1: (stage, advance threshold, min episodes, regression threshold).
@@ -147,6 +147,9 @@ class StagedCurriculum(Curriculum):
 
     def task_params(self, task_ids: jax.Array):
         return jax.tree.map(lambda table: table[task_ids], self._table)
+
+    def shared_params(self):
+        return shared_row(self._table)
 
     def update(self, state: StagedState, outcomes: EpisodeOutcomes, axis_name: str | None = None):
         K = self.num_tasks
