@@ -20,6 +20,14 @@ gymnax 1.0 semantics extended to several agents:
 * Auto-reset is done by the trainer (``jaxrl_arena.rollout``) with a scalable reset strategy;
   :meth:`MultiAgentEnv.step` is the naive reference (resets every step and selects), useful
   for tests and notebooks.
+
+The optional surface is declared here with defaults, and envs override what they have (the
+trainer reads these and never probes for attributes): ``named_tasks()`` (the tasks a
+curriculum samples), ``curriculum_stages()`` (ordered stages for a staged curriculum),
+``stage_thresholds()`` (its advance / regression table), ``eval_sets(episodes, seed)``
+(held-out evaluation), ``task_space()`` (a generated space of
+tasks), ``obs_scale`` (a scale a policy may multiply observations by), and the flags
+``can_truncate`` and ``cheap_reset``.
 """
 
 from __future__ import annotations
@@ -71,6 +79,9 @@ class MultiAgentEnv(Generic[TEnvState, TEnvParams]):
     # trainer's "auto" reset strategy then resets every env every step and selects (exact and
     # the fewest kernels), instead of handing a small pool of resets to the envs that finished.
     cheap_reset: bool = False
+    # Per-channel (or per-element) factors that bring observations to about [0, 1]; a policy
+    # configured with ``obs_scale="env"`` multiplies by them. None: use observations as they are.
+    obs_scale: Any = None
 
     @property
     def name(self) -> str:
@@ -110,6 +121,32 @@ class MultiAgentEnv(Generic[TEnvState, TEnvParams]):
         del state
         return {}
 
+    # ------------------------------------------------------------------ optional surface
+    def named_tasks(self) -> dict[str, TEnvParams]:
+        """``{task name: params}``: what a curriculum samples (default: one task, the defaults)."""
+        return {self.name: self.default_params}
+
+    def curriculum_stages(self) -> dict[str, TEnvParams] | None:
+        """Ordered ``{stage: params}``, easiest first, for a staged curriculum; None: the
+        named tasks in order."""
+        return None
+
+    def stage_thresholds(self) -> dict[str, tuple[float, int, float]] | None:
+        """Per stage of ``curriculum_stages``: (advance success rate, min episodes, regression
+        success rate); None: the staged curriculum's generic row."""
+        return None
+
+    def eval_sets(self, episodes: int, seed: int) -> tuple[MultiAgentEnv, dict[str, Any]]:
+        """``(env that plays them, {set name: params stacked on axis 0})``: held-out evaluation.
+        Default: every named task, ``episodes`` times (the evaluator's seeded resets vary them)."""
+        del seed
+        return self, {name: repeat_params(p, episodes) for name, p in self.named_tasks().items()}
+
+    def task_space(self) -> Any | None:
+        """A generated space of tasks (``num_tasks``, ``params(task_ids)``, ...) for curricula
+        over more tasks than can be named; None when the env has none."""
+        return None
+
     # ------------------------------------------------------------------ conveniences
     def reset(self, key: jax.Array, params: TEnvParams | None = None) -> tuple[Any, TEnvState]:
         params = self.default_params if params is None else params
@@ -138,3 +175,8 @@ class MultiAgentEnv(Generic[TEnvState, TEnvParams]):
         info = {**info, "final_observation": obs_st}
         return obs, state, reward, terminated, truncated, info
 
+
+
+def repeat_params(params: Any, n: int) -> Any:
+    """One task's params repeated ``n`` times on a new leading axis (an evaluation set)."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (n, *jnp.shape(x))), params)

@@ -37,12 +37,13 @@ def render_run_episode(cfg, recipe: str, out: str, steps: int) -> tuple[str, str
     from envs.arena.render import render_episode_gif
     from jaxrl_arena.loop import run_dir
     from jaxrl_arena.policy_io import load_run_policy
+    from jaxrl_arena.train import make_env
 
     run = load_run_policy(cfg, "arena", recipe)
     if run is None:
-        return (render_episode_gif(cfg, out, steps=steps),
+        return (render_episode_gif(make_env(cfg), out, steps=steps),
                 f"uniform random policy: no checkpoint in {run_dir(cfg, 'arena', recipe)}")
-    path = render_episode_gif(run.config, out, steps=steps, policy=run.act,
+    path = render_episode_gif(run.env, out, steps=steps, policy=run.act,
                               policy_carry=run.initial_carry)
     return path, run.description
 

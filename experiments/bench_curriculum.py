@@ -28,7 +28,7 @@ import jax.numpy as jnp  # noqa: E402
 from experiments.benchmarking import median_chunk_seconds, median_seconds  # noqa: E402
 from jaxrl_arena.curriculum import (EpisodeOutcomes, LearningProgressCurriculum,  # noqa: E402
                                     StagedCurriculum, UniformCurriculum)
-from jaxrl_arena.curriculum.arena_tasks import ArenaTaskSpace  # noqa: E402
+from envs.arena.tasks import ArenaTaskSpace  # noqa: E402
 
 
 def curricula():

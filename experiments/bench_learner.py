@@ -106,14 +106,14 @@ def main(argv=None) -> int:
     bad = [v for v in names if v not in VARIANTS]
     if bad:
         p.error(f"unknown variant(s) {bad}; known: {', '.join(VARIANTS)}")
-    from envs.registry import make
+    from jaxrl_arena.registry import make
 
     cfg = C.get_recipe(args.recipe)
     env = make(cfg.env.name, cfg.env)
     params0 = env.default_params
     obs_shape = env.observation_space(params0).shape
     num_actions = env.action_space(params0).n
-    scale = getattr(env, "dense_obs_scale", None)
+    scale = env.obs_scale
     obs_dtype = env.observation_space(params0).dtype
     dev = jax.devices()[0]
     print(f"device: {dev.device_kind}, jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "

@@ -375,7 +375,7 @@ def _env_loop(env, params, reset, n, P, steps):
 
 
 def env_groups(args):
-    from envs.registry import make
+    from jaxrl_arena.registry import make
     from jaxrl_arena.config import EnvConfig
     from jaxrl_arena.rollout import reset_pool_size
 

@@ -20,7 +20,7 @@ def main() -> int:
     extra = [f"env.name={args.env}"] if args.env else []
     cfg = cli.build_config(args, extra)
     if args.env:
-        from envs.registry import gymnax_names
+        from jaxrl_arena.registry import gymnax_names
 
         if args.env not in gymnax_names():
             raise cli.ConfigError(f"unknown gymnax env {args.env!r}; known: {', '.join(gymnax_names())}")

@@ -38,10 +38,11 @@ def render_run_episode(cfg, recipe: str, out: str, steps: int) -> tuple[str, str
     from envs.npp.render import render_episode_gif
     from jaxrl_arena.loop import run_dir
     from jaxrl_arena.policy_io import load_run_policy
+    from jaxrl_arena.train import make_env
 
     run = load_run_policy(cfg, "npp", recipe)
     if run is None:
-        path, ep = render_episode_gif(cfg, out, steps=steps)
+        path, ep = render_episode_gif(make_env(cfg), out, steps=steps)
         return path, (f"uniform random policy: no checkpoint in {run_dir(cfg, 'npp', recipe)}; "
                       f"{ep.summary}")
     path, ep = render_episode_gif(run.env, out, steps=steps, policy=run.act,

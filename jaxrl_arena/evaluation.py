@@ -1,8 +1,8 @@
 """Held-out evaluation: fixed episodes played by the current policy, compiled, metrics per task.
 
-An env offers evaluation sets through ``env.eval_sets(episodes, seed) -> (eval_env, sets)``
-with ``sets = {task name: params stacked on axis 0}``; envs without it are evaluated on their
-named tasks (``episodes`` resets each). Every set is played from the same reset keys at every
+Every env offers evaluation sets through ``env.eval_sets(episodes, seed) -> (eval_env, sets)``
+with ``sets = {task name: params stacked on axis 0}`` (the contract's default: its named tasks,
+``episodes`` resets each). Every set is played from the same reset keys at every
 evaluation (a fixed ``eval.seed``), so curves over training compare the same episodes: for
 N++ the sets are the seeded held-out levels of each stage, for the arena fixed maps of the
 ``arena/basic`` and ``arena/combat`` suites.
@@ -19,26 +19,12 @@ within ``max_steps``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from envs.base import MultiAgentEnv
-
-
-def eval_sets(env: MultiAgentEnv, episodes: int, seed: int) -> tuple[MultiAgentEnv, dict[str, Any]]:
-    """The env's evaluation sets, or its named tasks repeated ``episodes`` times."""
-    if hasattr(env, "eval_sets"):
-        return env.eval_sets(episodes, seed)
-    tasks = env.named_tasks() if hasattr(env, "named_tasks") else {env.name: env.default_params}
-    return env, {name: repeat_params(p, episodes) for name, p in tasks.items()}
-
-
-def repeat_params(params, n: int):
-    """One task's params repeated ``n`` times on a new leading axis (an evaluation set)."""
-    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (n, *jnp.shape(x))), params)
 
 
 def metric_name(stat: str) -> str:
@@ -52,7 +38,7 @@ class Evaluator:
                  deterministic: bool = False):
         if episodes < 1:
             raise ValueError(f"eval.episodes must be >= 1, got {episodes}")
-        self.env, self.sets = eval_sets(env, episodes, seed)
+        self.env, self.sets = env.eval_sets(episodes, seed)
         self.policy = policy
         self.task_names = tuple(self.sets)
         sizes = [int(jax.tree.leaves(p)[0].shape[0]) for p in self.sets.values()]
@@ -135,6 +121,6 @@ def make_evaluator(cfg, env: MultiAgentEnv, policy) -> Evaluator | None:
     e = cfg.eval
     if e.every_updates <= 0:
         return None
-    max_steps = e.max_steps or getattr(env, "max_episode_steps", None) or 1000
+    max_steps = e.max_steps or env.max_episode_steps or 1000
     return Evaluator(env, policy, episodes=e.episodes, max_steps=int(max_steps), seed=e.seed,
                      deterministic=e.deterministic)

@@ -76,6 +76,38 @@ class Minibatch(NamedTuple):
     carry: Any  # [S, ...] leaves; () for feed-forward
 
 
+def to_sequences(x, H: int):
+    """``[T, B, ...] -> [H, (T / H) B, ...]``: sequences of ``H`` consecutive steps."""
+    C = x.shape[0] // H
+    x = jnp.moveaxis(x.reshape((C, H) + x.shape[1:]), 0, 1)
+    return x.reshape((H, C * x.shape[2]) + x.shape[3:])
+
+
+def prepare_batch(tr, last_value, start_carries, gamma, gae_lambda, horizon: int):
+    """The learner's data from one rollout: ``(Minibatch [H, S, ...], values, returns)``.
+
+    ``tr``: the rollout's transitions (``rollout.Transition``, leaves ``[T, N, A, ...]`` or
+    ``[T, N]``); ``last_value [N, A]``; ``start_carries``: the recurrent carry at each sequence
+    start (``()`` for feed-forward policies, which use ``horizon = 1``). Agents become rows
+    (``B = N A``); advantages by :func:`gae` over ``[T, B]``; returns = advantages + values.
+    """
+    T, N, A = tr.reward.shape
+    rows = lambda x: x.reshape((T, N * A) + x.shape[3:])
+    values = rows(tr.value)
+    advantages = gae(rows(tr.reward), values, rows(tr.terminated), rows(tr.truncated),
+                     rows(tr.final_value), last_value.reshape(-1), gamma, gae_lambda)
+    returns = advantages + values
+    seq = lambda x: to_sequences(x, horizon)
+    data = Minibatch(
+        obs=jax.tree.map(lambda x: seq(rows(x)), tr.obs),
+        actions=seq(rows(tr.action)), log_probs=seq(rows(tr.log_prob)), values=seq(values),
+        advantages=seq(advantages), returns=seq(returns),
+        resets=seq(jnp.repeat(tr.reset, A, axis=1)),
+        carry=jax.tree.map(lambda c: c.reshape((-1,) + c.shape[2:]), start_carries),
+    )
+    return data, values, returns
+
+
 def loss_fn(params, policy, coefs, mb: Minibatch, clip_vloss: bool = True):
     """Clipped PPO loss (surrogate, clipped value loss, entropy bonus) and its metrics.
 

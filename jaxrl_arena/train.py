@@ -26,7 +26,7 @@ from jaxrl_arena import config as config_lib
 from jaxrl_arena.config import Config, ConfigError
 from jaxrl_arena.curriculum import EpisodeOutcomes, make_curriculum
 from jaxrl_arena.networks import make_policy
-from jaxrl_arena.ppo import Hyperparams, Learner, Minibatch, gae
+from jaxrl_arena.ppo import Hyperparams, Learner, prepare_batch
 from jaxrl_arena.rollout import Rollout, RolloutState, reset_pool_size, reset_refresh_count
 
 AXIS = "env"  # the mesh axis the environments are sharded over
@@ -127,9 +127,71 @@ def plan_chunks(updates: int, per_chunk: int) -> tuple[int, int]:
 
 
 def make_env(cfg: Config) -> MultiAgentEnv:
-    from envs.registry import make
+    from jaxrl_arena.registry import make
 
     return make(cfg.env.name, cfg.env)
+
+
+def update_step(ts: TrainState, *, rollout: Rollout, learner: Learner, curriculum,
+                learn: bool = True, axis_name: str = AXIS) -> tuple[TrainState, dict]:
+    """One PPO update of one run on this device's env shard: rollout -> GAE and the learner's
+    batch (``ppo.prepare_batch``) -> epochs x minibatches (``Learner.update``) -> curriculum
+    update -> metrics. ``axis_name`` names the env axis that statistics and gradients are
+    averaged over (``shard_map``'s mesh axis, or a ``vmap`` axis in tests); ``learn=False``
+    stops after GAE (benchmarks).
+
+    Metric protocol: every value is a scalar of this update; ``loss/*`` and ``train/*`` come
+    from the learner (means over minibatches), ``overview/*`` and ``env_agent/*`` are means over
+    the episodes that finished in this update (NaN when none did: the host drops them, never
+    logs a placeholder 0), ``curriculum/*`` and ``task_reward/*`` from the curriculum."""
+    key, k_roll, k_learn = jax.random.split(ts.key, 3)
+    hp = ts.hp
+    with jax.named_scope("rollout"):
+        rs, tr, sums, last_value, start_carries = rollout.run(ts.params, ts.curriculum,
+                                                              ts.rollout, k_roll)
+    data, values, returns = prepare_batch(
+        tr, last_value, start_carries, hp.gamma, hp.gae_lambda,
+        horizon=rollout.horizon if rollout.policy.is_recurrent else 1)
+    if learn:
+        with jax.named_scope("learner"):
+            params, opt_state, opt_step, metrics = learner.update(
+                ts.params, ts.opt_state, ts.opt_step, data, hp, k_learn, ts.update)
+    else:  # rollout + GAE only (benchmarks: where does the time go)
+        params, opt_state, opt_step = ts.params, ts.opt_state, ts.opt_step
+        metrics = {"train/skipped_steps": jnp.zeros(()),
+                   "loss/advantage_mean": jax.lax.pmean(data.advantages.mean(), axis_name)}
+    outcomes = EpisodeOutcomes(
+        task_id=tr.task_id.reshape(-1), done=tr.done.reshape(-1),
+        score=tr.episode_score.reshape(-1),
+        success=None if tr.episode_success is None else tr.episode_success.reshape(-1))
+    with jax.named_scope("curriculum"):
+        cstate = curriculum.update(ts.curriculum, outcomes, axis_name)
+
+    # Episode statistics: means over episodes that finished in this update only.
+    sums = jax.lax.psum(sums, axis_name)
+    episodes = sums.pop("episodes")
+    for name, total in sums.items():
+        metrics[name] = jnp.where(episodes > 0, total / jnp.maximum(episodes, 1.0), jnp.nan)
+    metrics["overview/episodes"] = episodes
+    # Explained variance over the whole (global) batch.
+    m = jax.lax.pmean(jnp.stack([returns.mean(), jnp.square(returns).mean(),
+                                 (returns - values).mean(),
+                                 jnp.square(returns - values).mean()]), axis_name)
+    var_ret, var_res = m[1] - m[0] ** 2, m[3] - m[2] ** 2
+    metrics["loss/explained_variance"] = jnp.where(var_ret > 1e-8, 1.0 - var_res / var_ret,
+                                                   jnp.nan)
+    metrics["rollout/reward_per_step"] = jax.lax.pmean(tr.reward.mean(), axis_name)
+    metrics.update(curriculum.metrics(cstate))
+    skipped = metrics["train/skipped_steps"] > 0
+    consecutive = jnp.where(skipped, ts.consecutive_skips + 1, 0)
+    metrics["train/skipped_updates"] = skipped.astype(jnp.float32)
+    metrics["train/consecutive_skips"] = consecutive.astype(jnp.float32)
+    new_ts = TrainState(
+        params=params, opt_state=opt_state, opt_step=opt_step, update=ts.update + 1,
+        rollout=rs, curriculum=cstate, key=key, hp=hp, consecutive_skips=consecutive,
+        skipped_updates=ts.skipped_updates + skipped.astype(jnp.int32),
+    )
+    return new_ts, metrics
 
 
 def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] | None = None,
@@ -150,7 +212,6 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     T = ppo.num_steps
     recurrent = cfg.policy.kind == "lstm"
     horizon = (ppo.bptt_horizon or T) if recurrent else T
-    learner_horizon = horizon if recurrent else 1
     agent_steps_per_update = num_envs * T * A
     num_updates, chunk_len = plan_chunks(max(1, cfg.run.total_timesteps // agent_steps_per_update),
                                          cfg.run.updates_per_chunk)
@@ -158,7 +219,7 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     params0 = env.default_params
     obs_space = env.observation_space(params0)
     policy = make_policy(cfg.policy, obs_space.shape, env.action_space(params0).n,
-                         getattr(env, "dense_obs_scale", None), getattr(obs_space, "dtype", None))
+                         env.obs_scale, obs_space.dtype)
     policy.clip_vloss = ppo.clip_vloss
     curriculum = make_curriculum(cfg, env)
     pool_size = reset_pool_size(cfg.env, local_envs)
@@ -185,81 +246,9 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
             consecutive_skips=jnp.zeros((), jnp.int32), skipped_updates=jnp.zeros((), jnp.int32),
         )
 
-    def to_sequences(x, H):
-        """[T, B, ...] -> [H, (T/H)*B, ...]: sequences of H consecutive steps."""
-        C = x.shape[0] // H
-        x = x.reshape((C, H) + x.shape[1:])
-        x = jnp.moveaxis(x, 0, 1)
-        return x.reshape((H, C * x.shape[2]) + x.shape[3:])
-
-    def psum(x):
-        return jax.lax.psum(x, AXIS)
-
     def update_single(ts: TrainState, learn: bool = True):
-        key, k_roll, k_learn = jax.random.split(ts.key, 3)
-        hp = ts.hp
-        with jax.named_scope("rollout"):
-            rs, tr, sums, last_value, start_carries = rollout.run(ts.params, ts.curriculum,
-                                                                  ts.rollout, k_roll)
-        rows = lambda x: x.reshape((T, local_envs * A) + x.shape[3:])
-        values = rows(tr.value)
-        advantages = gae(rows(tr.reward), values, rows(tr.terminated), rows(tr.truncated),
-                         rows(tr.final_value), last_value.reshape(-1), hp.gamma, hp.gae_lambda)
-        returns = advantages + values
-        resets = jnp.repeat(tr.reset, A, axis=1)
-        H = learner_horizon
-        data = Minibatch(
-            obs=jax.tree.map(lambda x: to_sequences(rows(x), H), tr.obs),
-            actions=to_sequences(rows(tr.action), H),
-            log_probs=to_sequences(rows(tr.log_prob), H),
-            values=to_sequences(values, H),
-            advantages=to_sequences(advantages, H),
-            returns=to_sequences(returns, H),
-            resets=to_sequences(resets, H),
-            carry=jax.tree.map(lambda c: c.reshape((-1,) + c.shape[2:]), start_carries)
-            if recurrent else (),
-        )
-        if learn:
-            with jax.named_scope("learner"):
-                params, opt_state, opt_step, metrics = learner.update(
-                    ts.params, ts.opt_state, ts.opt_step, data, hp, k_learn, ts.update
-                )
-        else:  # rollout + GAE only (benchmarks: where does the time go)
-            params, opt_state, opt_step = ts.params, ts.opt_state, ts.opt_step
-            metrics = {"train/skipped_steps": jnp.zeros(()),
-                       "loss/advantage_mean": jax.lax.pmean(data.advantages.mean(), AXIS)}
-        outcomes = EpisodeOutcomes(
-            task_id=tr.task_id.reshape(-1), done=tr.done.reshape(-1),
-            score=tr.episode_score.reshape(-1),
-            success=None if tr.episode_success is None else tr.episode_success.reshape(-1))
-        with jax.named_scope("curriculum"):
-            cstate = curriculum.update(ts.curriculum, outcomes, AXIS)
-
-        # Episode statistics: means over episodes that finished in this update only.
-        sums = psum(sums)
-        episodes = sums.pop("episodes")
-        for name, total in sums.items():
-            metrics[name] = jnp.where(episodes > 0, total / jnp.maximum(episodes, 1.0), jnp.nan)
-        metrics["overview/episodes"] = episodes
-        # Explained variance over the whole (global) batch.
-        m = jax.lax.pmean(jnp.stack([returns.mean(), jnp.square(returns).mean(),
-                                     (returns - values).mean(),
-                                     jnp.square(returns - values).mean()]), AXIS)
-        var_ret, var_res = m[1] - m[0] ** 2, m[3] - m[2] ** 2
-        metrics["loss/explained_variance"] = jnp.where(var_ret > 1e-8, 1.0 - var_res / var_ret,
-                                                       jnp.nan)
-        metrics["rollout/reward_per_step"] = jax.lax.pmean(tr.reward.mean(), AXIS)
-        metrics.update(curriculum.metrics(cstate))
-        skipped = metrics["train/skipped_steps"] > 0
-        consecutive = jnp.where(skipped, ts.consecutive_skips + 1, 0)
-        metrics["train/skipped_updates"] = skipped.astype(jnp.float32)
-        metrics["train/consecutive_skips"] = consecutive.astype(jnp.float32)
-        new_ts = TrainState(
-            params=params, opt_state=opt_state, opt_step=opt_step, update=ts.update + 1,
-            rollout=rs, curriculum=cstate, key=key, hp=hp, consecutive_skips=consecutive,
-            skipped_updates=ts.skipped_updates + skipped.astype(jnp.int32),
-        )
-        return new_ts, metrics
+        return update_step(ts, rollout=rollout, learner=learner, curriculum=curriculum,
+                           learn=learn, axis_name=AXIS)
 
     def over_runs(fn):
         """Map a single-run function over the leading run axis (no vmap when R = 1, so

@@ -40,8 +40,8 @@ def test_spaces_and_params(env):
     assert isinstance(space, Box) and space.shape == (27, 11, 11) and space.dtype == jnp.uint8
     tok = ArenaEnv(obs_kind="tokens").observation_space(params)
     assert tok.shape == (200, 3) and tok.dtype == jnp.uint8
-    assert env.dense_obs_scale.shape == (27,) and env.dense_obs_scale.dtype == np.float32
-    np.testing.assert_allclose(env.dense_obs_scale[[0, 1, 7, 17]], [1, 0.1, 1 / 255, 0.01])
+    assert env.obs_scale.shape == (27,) and env.obs_scale.dtype == np.float32
+    np.testing.assert_allclose(env.obs_scale[[0, 1, 7, 17]], [1, 0.1, 1 / 255, 0.01])
     for leaf in jax.tree.leaves(params):
         assert isinstance(leaf, jax.Array)
     with pytest.raises(ValueError):

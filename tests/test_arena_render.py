@@ -43,20 +43,11 @@ def test_render_sprites():
 
 
 def test_render_episode_gif(tmp_path):
-    from types import SimpleNamespace
-
     import imageio.v2 as imageio
 
+    from envs.arena import ArenaEnv
     from envs.arena.render import render_episode_gif
 
-    env_cfg = SimpleNamespace(
-        num_agents=6,
-        max_steps=1000,
-        obs_kind="dense",
-        easy_altar=True,
-        shaped_rewards=True,
-        combat=True,
-    )
-    path = render_episode_gif(SimpleNamespace(env=env_cfg), tmp_path / "ep.gif", steps=3)
+    path = render_episode_gif(ArenaEnv(num_agents=6), tmp_path / "ep.gif", steps=3)
     frames = imageio.mimread(path)
     assert len(frames) == 4 and frames[0].shape[:2] == (37 * 6, 37 * 6)

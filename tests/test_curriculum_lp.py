@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jaxrl_arena.curriculum import EpisodeOutcomes, LearningProgressCurriculum
-from jaxrl_arena.curriculum.arena_tasks import NUM_TASKS, ArenaTaskSpace
+from envs.arena.tasks import NUM_TASKS, ArenaTaskSpace
 
 M = 256  # rollout rows per update
 

@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from envs.npp.generators import STAGE_ORDER, STAGE_THRESHOLDS
 from jaxrl_arena.curriculum import EpisodeOutcomes, StagedCurriculum
-from jaxrl_arena.curriculum.staged import NPP_STAGES
 
 M = 128  # rows per update (padded with non-episodes)
 STAGES = {name: {"level": jnp.full(3, i, jnp.int32), "scale": jnp.float32(i)}
-          for i, (name, *_) in enumerate(NPP_STAGES)}
-CUR = StagedCurriculum(STAGES)
+          for i, name in enumerate(STAGE_ORDER)}
+CUR = StagedCurriculum(STAGES, stage_table=STAGE_THRESHOLDS)   # what NppEnv declares
 UPDATE = jax.jit(CUR.update)
 METRICS = jax.jit(CUR.metrics)
 SAMPLE = jax.jit(CUR.sample)
@@ -37,9 +37,10 @@ def batch(k, n=10):
 
 
 def test_defaults_are_the_spec_table():
-    np.testing.assert_allclose(CUR.thresholds, [r[1] for r in NPP_STAGES])
-    assert CUR.min_episodes.tolist() == [r[2] for r in NPP_STAGES]
-    np.testing.assert_allclose(CUR.regression_thresholds[1:], [r[3] for r in NPP_STAGES[1:]])
+    rows = [STAGE_THRESHOLDS[name] for name in STAGE_ORDER]
+    np.testing.assert_allclose(CUR.thresholds, [r[0] for r in rows])
+    assert CUR.min_episodes.tolist() == [r[1] for r in rows]
+    np.testing.assert_allclose(CUR.regression_thresholds[1:], [r[2] for r in rows[1:]])
     assert CUR.window == 50 and CUR.check_every == 10 and CUR.regression_min_episodes == 200
     assert CUR.task_names[0] == "simplest" and CUR.task_names[-1] == "mine_heavy"
 

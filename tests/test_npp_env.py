@@ -89,11 +89,11 @@ def test_other_observation_kinds(kind, shape, dtype):
         assert g[4, sy, sx] == 0 and g[4, 0, 0] == 255            # global solid: empty at spawn, border solid
         assert g[0, 12, 22] == 0                                  # local window is centred on the ninja
         assert g[6].max() == 255                                  # exit switch visible
-        # the policy scales the uint8 grid to [0, 1] (train.py reads env.dense_obs_scale)
-        np.testing.assert_allclose(env.dense_obs_scale * g.max(axis=(1, 2)), g.max(axis=(1, 2)) / 255.0)
-        chex.assert_shape(env.dense_obs_scale, (shape[1],))
+        # the policy scales the uint8 grid to [0, 1] (train.py reads env.obs_scale)
+        np.testing.assert_allclose(env.obs_scale * g.max(axis=(1, 2)), g.max(axis=(1, 2)) / 255.0)
+        chex.assert_shape(env.obs_scale, (shape[1],))
     else:
-        assert env.dense_obs_scale is None                        # vector observations are in [-1, 1]
+        assert env.obs_scale is None                        # vector observations are in [-1, 1]
 
 
 def test_replay_inputs_reach_the_win(env1, run1):

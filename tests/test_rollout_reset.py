@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jaxrl_arena import config as C
-from jaxrl_arena.curriculum.base import make_curriculum
+from jaxrl_arena.curriculum.factory import make_curriculum
 from jaxrl_arena.networks import make_policy
 from jaxrl_arena.rollout import (Rollout, reset_pool_size, reset_refresh_count,
                                  reset_scatter_capacity)

@@ -161,3 +161,22 @@ def test_auto_reset_strategy_follows_the_envs_declared_reset_cost():
     assert cheap.config.env.reset_strategy == "every_step"
     assert toy_program().config.env.reset_strategy == "optimistic"
     assert toy_program("env.reset_strategy=pooled").config.env.reset_strategy == "pooled"
+
+
+def test_update_step_is_the_compiled_update():
+    """``train.update_step`` (module level) run under a plain ``vmap`` over the env axis gives
+    the compiled chunk's update: same state, same metrics."""
+    from jaxrl_arena.train import AXIS, update_step
+
+    prog = toy_program("run.updates_per_chunk=1", devices=jax.devices()[:1])
+    state = prog.init()   # leading axis: the one run, which the vmap also names the env axis
+    one = jax.vmap(lambda ts: update_step(ts, rollout=prog.rollout, learner=prog.learner,
+                                          curriculum=prog.curriculum), axis_name=AXIS)
+    ours, metrics = jax.jit(one)(state)
+    ref, ref_metrics = prog.chunk_for(1)(prog.init())
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                 ours.params, ref.params)
+    assert int(ours.update[0]) == 1
+    for name, value in metrics.items():
+        np.testing.assert_allclose(value, np.asarray(ref_metrics[name])[:, 0], rtol=1e-5,
+                                   atol=1e-6, err_msg=name)

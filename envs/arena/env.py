@@ -19,7 +19,8 @@ from envs.arena.mapgen import MapLayout, generate_state
 from envs.arena.observations import dense_observations, token_observations
 from envs.arena.state import EnvParams, EnvState, make_params
 from envs.arena.stats import episode_stats
-from envs.base import Box, Discrete, MultiAgentEnv
+from envs.arena.tasks import ArenaTaskSpace
+from envs.base import Box, Discrete, MultiAgentEnv, repeat_params
 
 OBS_KINDS = ("dense", "tokens")
 
@@ -46,6 +47,9 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
             armory); ``params.quadrant_counts`` may place fewer.
         map_shape / num_converters: for states built by ``from_ascii`` (no map generation);
             then ``reset_env`` is unavailable.
+        easy_altar / shaped_rewards / combat / desync_episodes: the task switches of the env's
+            one named task (``named_tasks``: ``arena/combat`` or ``arena/basic``) and of its
+            evaluation suites (``eval_sets``, §12.1).
     """
 
     # Episodes end only by termination (episode_truncates=False): nothing to bootstrap.
@@ -59,12 +63,19 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
         quadrant_capacity: tuple[int, ...] = tuple(int(x) for x in K.DEFAULT_QUADRANT_COUNTS),
         map_shape: tuple[int, int] | None = None,
         num_converters: int | None = None,
+        easy_altar: bool = True,
+        shaped_rewards: bool = True,
+        combat: bool = True,
+        desync_episodes: bool = False,
     ):
         if obs_kind not in OBS_KINDS:
             raise ValueError(f"obs_kind must be one of {OBS_KINDS}, got {obs_kind!r}")
         self.num_agents = int(num_agents)
         self.obs_kind = obs_kind
         self.max_steps = int(max_steps)
+        self.switches = dict(easy_altar=bool(easy_altar), shaped_rewards=bool(shaped_rewards),
+                             combat=bool(combat))
+        self.desync_episodes = bool(desync_episodes)
         self.layout = None
         if map_shape is None:
             self.layout = MapLayout(self.num_agents, tuple(int(x) for x in quadrant_capacity))
@@ -73,9 +84,9 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
         else:
             self.map_shape = tuple(map_shape)
             self.num_converters = int(num_converters or 0)
-        # Policy-side normalisation of the dense box (§9.6): obs * scale.
-        self.dense_obs_norm = K.FEATURE_NORMS.copy()
-        self.dense_obs_scale = (1.0 / K.FEATURE_NORMS).astype(np.float32)
+        # Policy-side normalisation of the dense box (§9.6): obs * scale; tokens carry ids.
+        self.obs_scale = ((1.0 / K.FEATURE_NORMS).astype(np.float32) if obs_kind == "dense"
+                          else None)
 
     # ------------------------------------------------------------------ contract
     @property
@@ -90,6 +101,26 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
     @property
     def max_episode_steps(self) -> int:
         return self.max_steps
+
+    def named_tasks(self) -> dict[str, EnvParams]:
+        """The one task of this env's switches, named by its attack cost (§12.1)."""
+        name = "arena/" + ("combat" if self.switches["combat"] else "basic")
+        return {name: make_params(max_steps=self.max_steps, desync_episodes=self.desync_episodes,
+                                  **self.switches)}
+
+    def eval_sets(self, episodes: int, seed: int):
+        """The evaluation suites of §12.1 on the un-bucketed env: ``arena/basic`` (attack cost
+        100) and ``arena/combat`` (cost 1), with this env's altar and reward switches, no
+        desync; the maps come from the evaluator's fixed reset keys."""
+        del seed
+        switches = {k: v for k, v in self.switches.items() if k != "combat"}
+        return self, {suite: repeat_params(make_params(max_steps=self.max_steps, combat=combat,
+                                                       desync_episodes=False, **switches), episodes)
+                      for suite, combat in (("arena/basic", False), ("arena/combat", True))}
+
+    def task_space(self) -> ArenaTaskSpace:
+        """The 640,000 bucketed tasks (§12.1) on top of this env's named task."""
+        return ArenaTaskSpace(next(iter(self.named_tasks().values())))
 
     def observation_space(self, params: EnvParams) -> Box:
         if self.obs_kind == "dense":

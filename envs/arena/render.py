@@ -120,30 +120,17 @@ def render_episode(env, params, key, steps: int, policy=None, scale: int = 6,
 
 
 def render_episode_gif(
-    cfg, path, steps: int | None = None, policy=None, seed: int = 0, fps: int = 10,
-    policy_carry=None,
+    env, path, steps: int | None = None, policy=None, seed: int = 0, fps: int = 10,
+    policy_carry=None, params=None,
 ):
-    """Write a GIF of one arena episode under ``cfg.env`` (a random policy unless ``policy``
-    is given, see ``render_episode``). Returns the path."""
+    """Write a GIF of one episode of ``env`` (an ``ArenaEnv``) under ``params`` (default: its
+    first named task), played by a random policy unless ``policy`` is given (see
+    ``render_episode``). Returns the path."""
     import imageio.v2 as imageio
     import jax
 
-    from envs.arena.env import ArenaEnv
-    from envs.arena.state import make_params
-
-    e = getattr(cfg, "env", cfg)
-    max_steps = int(getattr(e, "max_steps", None) or 1000)
-    env = ArenaEnv(
-        num_agents=int(getattr(e, "num_agents", None) or 24),
-        obs_kind=getattr(e, "obs_kind", "dense"),
-    )
-    params = make_params(
-        easy_altar=getattr(e, "easy_altar", True),
-        shaped_rewards=getattr(e, "shaped_rewards", True),
-        combat=getattr(e, "combat", True),
-        max_steps=max_steps,
-    )
-    steps = max_steps if steps is None else min(int(steps), max_steps)
+    params = next(iter(env.named_tasks().values())) if params is None else params
+    steps = env.max_steps if steps is None else min(int(steps), env.max_steps)
     frames = render_episode(env, params, jax.random.key(seed), steps, policy,
                             policy_carry=policy_carry)
     imageio.mimsave(str(path), list(frames), duration=1.0 / fps)

@@ -75,7 +75,8 @@ class NppEnv(MultiAgentEnv):
     def __init__(self, obs_kind: str = "state", frame_skip: int = 4, max_frames: int = DEFAULT_MAX_FRAMES,
                  max_entities: int = DEFAULT_GEN_MAX_ENTITIES, max_doors: int = DEFAULT_GEN_MAX_DOORS,
                  entity_types=GEN_ENTITY_TYPES, level_source: str = "mixed", geodesic: bool = False,
-                 default_stage: str = "simplest", dtype=jnp.float32, tick_options: TickOptions | None = None):
+                 default_stage: str = "simplest", dtype=jnp.float32, tick_options: TickOptions | None = None,
+                 task_stages: tuple[str, ...] | None = None):
         if obs_kind not in OBS_KINDS:
             raise ValueError(f"obs_kind must be one of {OBS_KINDS}, got {obs_kind!r}")
         if level_source not in ("mixed", "fixed", "generator"):
@@ -89,6 +90,11 @@ class NppEnv(MultiAgentEnv):
         self.level_source = level_source
         self.geodesic = bool(geodesic)
         self.default_stage = default_stage
+        unknown = [s for s in (task_stages or ()) if s not in G.STAGE_ORDER]
+        if unknown:
+            raise ValueError(f"unknown N++ stage(s) {unknown}; stages: {', '.join(G.STAGE_ORDER)}")
+        # The stages ``named_tasks`` offers (a curriculum samples them); None: every stage.
+        self.task_stages = tuple(s for s in G.STAGE_ORDER if s in task_stages) if task_stages else None
         self.dtype = dtype
         if tick_options is None:
             tick_options = self.default_tick_options(level_source)
@@ -150,11 +156,19 @@ class NppEnv(MultiAgentEnv):
         return -(-self.max_frames // self.frame_skip)
 
     def named_tasks(self) -> dict:
-        """``{stage: params}`` for the staged curriculum (spec §10.1 order), generator mode."""
+        """``{stage: params}`` of ``task_stages`` (default every stage, spec §10.1 order),
+        generator mode."""
+        stages = self.curriculum_stages()
+        return {s: p for s, p in stages.items() if self.task_stages is None or s in self.task_stages}
+
+    def stage_thresholds(self) -> dict:
+        """The staged curriculum's per-stage (advance, min episodes, regression) table, §10.1."""
+        return dict(G.STAGE_THRESHOLDS)
+
+    def curriculum_stages(self) -> dict:
+        """Every stage in spec §10.1 order (the staged curriculum's ladder), generator mode."""
         base = self.default_params
         return {s: base.replace(stage=G.stage_params(s), use_generator=jnp.asarray(True)) for s in G.STAGE_ORDER}
-
-    curriculum_stages = named_tasks
 
     def heldout_params(self, stage: str, n: int, seed: int | None = None) -> NppParams:
         """``n`` fixed held-out levels of ``stage`` as params stacked on axis 0 (deterministic)."""
@@ -183,7 +197,7 @@ class NppEnv(MultiAgentEnv):
         return Box(-1.0, 1.0, (n,), jnp.float32)
 
     @property
-    def dense_obs_scale(self):
+    def obs_scale(self):
         """Per-channel scale the policy applies to grid observations (uint8 0..255 -> [0, 1]);
         None for the vector observations, which are already in [-1, 1]."""
         return np.full(O.NUM_GRID_CHANNELS, 1 / 255, np.float32) if self.obs_kind == "grid" else None
@@ -308,7 +322,8 @@ def make_npp_env(env_cfg=None) -> NppEnv:
     ``npp_obs`` (overrides obs_kind), ``frame_skip`` (4), ``max_entities`` (48),
     ``max_doors`` (1), ``entity_types`` (generated types (1, 3, 4); "all" for every N++ type),
     ``level_source`` ("mixed"), ``geodesic`` (False), ``npp_stage`` / ``stage`` (default stage,
-    "simplest"), and reward weights ``reward_<name>`` for the fields of ``RewardWeights``
+    "simplest"), ``task_stages`` (the stages ``named_tasks`` offers; None: all), and reward
+    weights ``reward_<name>`` for the fields of ``RewardWeights``
     (win, death, switch, time, nav, explore, pbrs, gamma, geo).
     """
     g = lambda name, default=None: getattr(env_cfg, name, default) if env_cfg is not None else default
@@ -322,7 +337,8 @@ def make_npp_env(env_cfg=None) -> NppEnv:
                  max_entities=int(g("max_entities") or DEFAULT_GEN_MAX_ENTITIES),
                  max_doors=int(g("max_doors") or DEFAULT_GEN_MAX_DOORS), entity_types=et,
                  level_source=g("level_source") or "mixed", geodesic=bool(g("geodesic") or False),
-                 default_stage=g("npp_stage") or g("stage") or "simplest")
+                 default_stage=g("npp_stage") or g("stage") or "simplest",
+                 task_stages=g("task_stages"))
     weights = {}
     for name in R.RewardWeights.__dataclass_fields__:
         v = g(f"reward_{name}")

@@ -147,6 +147,20 @@ STAGE_ORDER = ("simplest", "simplest_few_mines", "simplest_with_mines", "simpler
 SEED_BASE = {"simplest": 100, "simplest_few_mines": 200, "simplest_with_mines": 200, "simpler": 500,
              "simple": 1000, "medium": 2000, "complex": 4000, "mine_heavy": 6000, "exploration": 7000}
 
+# The staged curriculum's table (npp.md §10.1): stage -> (advance threshold, min episodes,
+# regression threshold).
+STAGE_THRESHOLDS = {
+    "simplest": (0.70, 100, 0.0),
+    "simplest_few_mines": (0.65, 100, 0.30),
+    "simplest_with_mines": (0.60, 100, 0.30),
+    "simpler": (0.60, 100, 0.30),
+    "simple": (0.50, 75, 0.30),
+    "medium": (0.45, 100, 0.25),
+    "complex": (0.40, 150, 0.20),
+    "exploration": (0.35, 150, 0.15),
+    "mine_heavy": (0.30, 200, 0.15),
+}
+
 
 @struct.dataclass
 class StageParams:

@@ -1,8 +1,13 @@
-"""Curricula: which task each environment plays next, updated inside the compiled step."""
+"""Curricula: which task each environment plays next, updated inside the compiled step.
 
-from jaxrl_arena.curriculum.base import Curriculum, EpisodeOutcomes, UniformCurriculum, make_curriculum
+``base`` (the interface, shared helpers, uniform sampling), ``ring`` (outcome rings),
+``learning_progress`` and ``staged`` (implementations), ``factory`` (``make_curriculum``).
+"""
+
+from jaxrl_arena.curriculum.base import Curriculum, EpisodeOutcomes, UniformCurriculum
+from jaxrl_arena.curriculum.factory import make_curriculum
 from jaxrl_arena.curriculum.learning_progress import LearningProgressCurriculum, LPState
 from jaxrl_arena.curriculum.staged import StagedCurriculum, StagedState
 
-__all__ = ["Curriculum", "EpisodeOutcomes", "UniformCurriculum", "make_curriculum",
-           "LearningProgressCurriculum", "LPState", "StagedCurriculum", "StagedState"]
+__all__ = ["Curriculum", "EpisodeOutcomes", "LPState", "LearningProgressCurriculum",
+           "StagedCurriculum", "StagedState", "UniformCurriculum", "make_curriculum"]

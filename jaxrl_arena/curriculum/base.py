@@ -1,4 +1,4 @@
-"""The curriculum interface and its default, uniform sampling over a fixed list of tasks.
+"""The curriculum interface, its shared helpers, and uniform sampling over tasks.
 
 A curriculum owns a fixed-shape state that lives in the train state (checkpointed with it)
 and three pure functions the compiled update calls:
@@ -169,71 +169,3 @@ class UniformSpaceCurriculum(Curriculum):
             "curriculum/total_episodes": state.episodes.astype(jnp.float32),
             "curriculum/mean_score": state.last_score,
         }
-
-
-def _knobs(c, names_defaults: dict) -> dict:
-    """Curriculum knobs from ``cfg.curriculum`` (``getattr`` with the spec defaults, so this
-    works before the config grows the fields; a field set to None also means the default
-    of this kind, e.g. ``score_max`` is 1.0 for named tasks and ``ARENA_SCORE_MAX`` for ``arena_lp``)."""
-    out = {}
-    for name, default in names_defaults.items():
-        value = getattr(c, name, None)
-        out[name] = default if value is None else value
-    return out
-
-
-LP_KNOBS = dict(ema_timescale=0.001, progress_smoothing=0.05, num_active_tasks=16,
-                rand_task_rate=0.25, sample_threshold=10, memory=25, min_outcomes=None,
-                explore_rate=0.2, explore_boost=2.0, score_min=0.0, score_max=1.0, seed=0)
-POOL_KNOBS = dict(pool_size=256, evict_per_update=1, evict_min_outcomes=None)
-# The arena's score map: success = clip(return / ARENA_SCORE_MAX, 0, 1). Calibrated on the
-# H100 LSTM run of docs/data/arena_h100_lstm_metrics.jsonl: a trained policy's mean episode
-# return on the base task plateaus at 13.8-13.9 (best update 14.9); a bucketed task adds at
-# most 4 shaped items x weight 1.0 x cap 2 = 8 over the base task's shaped items. 20 keeps
-# good policies below saturation (the reference's clip(return, 0, 1) saturates at a single
-# ore) and a random policy (heart.get 0.0102 per agent, spec §14) stays near 0.
-ARENA_SCORE_MAX = 20.0
-STAGED_KNOBS = dict(window=50, check_every=10, early_threshold=0.90, early_min_episodes=50,
-                    regression_min_episodes=200, success_score=0.5)
-
-
-def make_curriculum(cfg, env) -> Curriculum:
-    """The curriculum named by ``cfg.curriculum.kind`` over the env's task list.
-
-    * ``uniform``: uniform over ``env.named_tasks()`` (or the env's default params);
-    * ``learning_progress``: LP over the named tasks;
-    * ``arena_lp``: LP over a pool of the arena's 640,000 bucketed tasks (base params: the
-      env's default task);
-    * ``arena_uniform``: uniform over those 640,000 tasks (the baseline for ``arena_lp``);
-    * ``staged``: staged thresholds over ``env.curriculum_stages()`` (ordered name -> params)
-      if the env has it, else over the named tasks in order.
-    """
-    c = cfg.curriculum
-    kind = c.kind
-    tasks = getattr(env, "named_tasks", None)
-    tasks = tasks() if callable(tasks) else {env.name: env.default_params}
-    if kind == "uniform":
-        return UniformCurriculum(tasks)
-    if kind == "learning_progress":
-        from jaxrl_arena.curriculum.learning_progress import LearningProgressCurriculum
-
-        return LearningProgressCurriculum(tasks, **_knobs(c, LP_KNOBS))
-    if kind == "arena_uniform":
-        from jaxrl_arena.curriculum.arena_tasks import ArenaTaskSpace
-
-        base = next(iter(tasks.values())) if tasks else env.default_params
-        return UniformSpaceCurriculum(ArenaTaskSpace(base))
-    if kind == "arena_lp":
-        from jaxrl_arena.curriculum.arena_tasks import ArenaTaskSpace
-        from jaxrl_arena.curriculum.learning_progress import LearningProgressCurriculum
-
-        knobs = _knobs(c, {**LP_KNOBS, **POOL_KNOBS, "score_max": ARENA_SCORE_MAX})
-        base = next(iter(tasks.values())) if tasks else env.default_params
-        return LearningProgressCurriculum.over_space(ArenaTaskSpace(base), **knobs)
-    if kind == "staged":
-        from jaxrl_arena.curriculum.staged import StagedCurriculum
-
-        stages = getattr(env, "curriculum_stages", None)
-        stages = stages() if callable(stages) else tasks
-        return StagedCurriculum(stages, **_knobs(c, STAGED_KNOBS))
-    raise ValueError(f"unknown curriculum {kind!r}")

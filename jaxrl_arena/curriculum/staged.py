@@ -1,6 +1,7 @@
 """Staged-threshold curriculum (spec: docs/specs/npp.md §10.1), usable by any env.
 
-Tasks are stages, in order; each stage's env params (or level-pool / generator params) are data,
+Tasks are stages, in order, with per-stage thresholds from the env (``stage_thresholds``: N++
+declares the spec's table) or ``GENERIC_STAGE_ROW``; each stage's env params (or level-pool / generator params) are data,
 stacked and gathered by ``task_params``. All state is jitted, fixed-shape (``StagedState``).
 
 * **Success** of an episode: ``outcomes.success`` if the outcomes carry one (the win flag),
@@ -31,20 +32,11 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxrl_arena.curriculum.base import Curriculum, EpisodeOutcomes, shared_row
-from jaxrl_arena.curriculum.learning_progress import ring_append
+from jaxrl_arena.curriculum.ring import ring_append
 
-# npp.md §10.1: (stage, advance threshold, min episodes, regression threshold).
-NPP_STAGES = (
-    ("simplest", 0.70, 100, 0.0),
-    ("simplest_few_mines", 0.65, 100, 0.30),
-    ("simplest_with_mines", 0.60, 100, 0.30),
-    ("simpler", 0.60, 100, 0.30),
-    ("simple", 0.50, 75, 0.30),
-    ("medium", 0.45, 100, 0.25),
-    ("complex", 0.40, 150, 0.20),
-    ("exploration", 0.35, 150, 0.15),
-    ("mine_heavy", 0.30, 200, 0.15),
-)
+# A stage without a row in the env's table (``stage_thresholds``): advance at this success rate
+# over at least this many episodes, regress below the last value.
+GENERIC_STAGE_ROW = (0.70, 100, 0.30)
 MIX_EDGES = (0.50, 0.65, 0.80)
 MIX_PROBS = (0.40, 0.25, 0.15, 0.05)
 
@@ -63,7 +55,9 @@ class StagedState:
 
 
 class StagedCurriculum(Curriculum):
-    def __init__(self, stages: dict[str, Any], *, thresholds: Sequence[float] | None = None,
+    def __init__(self, stages: dict[str, Any], *,
+                 stage_table: dict[str, tuple[float, int, float]] | None = None,
+                 thresholds: Sequence[float] | None = None,
                  min_episodes: Sequence[int] | None = None,
                  regression_thresholds: Sequence[float] | None = None, window: int = 50,
                  check_every: int = 10, early_threshold: float = 0.90, early_min_episodes: int = 50,
@@ -76,9 +70,8 @@ class StagedCurriculum(Curriculum):
             raise ValueError("a staged curriculum needs at least one stage")
         self.task_names = tuple(stages)
         K = self.num_tasks = len(stages)
-        npp = {name: row for name, *row in ((r[0], r[1], r[2], r[3]) for r in NPP_STAGES)}
-        defaults = [npp.get(name, (NPP_STAGES[min(i, len(NPP_STAGES) - 1)][1:]))
-                    for i, name in enumerate(self.task_names)]
+        table = stage_table or {}
+        defaults = [tuple(table.get(name, GENERIC_STAGE_ROW)) for name in self.task_names]
 
         def column(given, j, dtype):
             vals = [d[j] for d in defaults] if given is None else list(given)

@@ -11,7 +11,7 @@ import numpy as np
 
 from envs.arena import constants as K
 from envs.arena import make_params
-from jaxrl_arena.curriculum import arena_tasks as AT
+from envs.arena import tasks as AT
 
 SPEC_VALUES = {
     "weight": [0, 0.1, 0.5, 0.9, 1.0],
