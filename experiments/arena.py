@@ -3,6 +3,7 @@
     python experiments/arena.py                                   # recipe arena_basic_easy_shaped
     python experiments/arena.py --config-override run.seed=3 ppo.lr=3e-4
     python experiments/arena.py --recipe arena_ff                 # feed-forward CNN policy
+    python experiments/arena.py --config-override arena.combat=false   # attacks cost 100 lasers
     python experiments/arena.py --render-episode out.gif          # render one episode (random policy or the run's checkpoint)
 """
 

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     from jaxrl_arena.registry import make
 
     cfg = C.get_recipe(args.recipe)
-    env = make(cfg.env.name, cfg.env)
+    env = make(cfg)
     params0 = env.default_params
     obs_shape = env.observation_space(params0).shape
     num_actions = env.action_space(params0).n

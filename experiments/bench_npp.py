@@ -375,8 +375,8 @@ def _env_loop(env, params, reset, n, P, steps):
 
 
 def env_groups(args):
+    from jaxrl_arena.config import Config, EnvConfig, NppConfig
     from jaxrl_arena.registry import make
-    from jaxrl_arena.config import EnvConfig
     from jaxrl_arena.rollout import reset_pool_size
 
     steps = args.env_steps
@@ -386,8 +386,9 @@ def env_groups(args):
         def prepare():
             envs, resets, keys = {}, {}, jax.random.split(jax.random.PRNGKey(0), max(ints(args.env_envs)))
             for obs in names(args.obs):
-                cfg = EnvConfig(name="npp", obs_kind=obs, stage=stage, max_steps=20_000)
-                env = make("npp", cfg)
+                cfg = Config(env=EnvConfig(name="npp", obs_kind=obs),
+                             npp=NppConfig(stage=stage, max_frames=20_000))
+                env = make(cfg)
                 params = env.named_tasks()[stage]
                 reset = jax.vmap(env.reset_env, in_axes=(0, None))
                 envs[obs] = (cfg, env, params, reset)
@@ -397,7 +398,7 @@ def env_groups(args):
             for obs, (cfg, env, params, reset) in envs.items():
                 obs_all, st_all = resets[obs](keys, params)
                 for n in ints(args.env_envs):
-                    P = reset_pool_size(cfg, n)
+                    P = reset_pool_size(cfg.env, n)
                     obs0, st0 = jax.tree.map(lambda x, n=n: x[:n], (obs_all, st_all))
                     low = jax.jit(_env_loop(env, params, reset, n, P, steps)).lower(st0, jax.random.PRNGKey(1))
                     jobs[(obs, n)] = (low, (st0, tree_bytes(obs0) // n, P))

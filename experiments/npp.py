@@ -32,7 +32,7 @@ def main() -> int:
 
 def render_run_episode(cfg, recipe: str, out: str, steps: int) -> tuple[str, str]:
     """A GIF of one episode on a level of the config's stage (the first stage when
-    ``env.stage`` is empty), played by the run's latest checkpoint (sampling its policy) or by
+    ``npp.stage`` is empty), played by the run's latest checkpoint (sampling its policy) or by
     a uniform random policy when the run dir holds no checkpoint; the source says which and
     how the episode ended."""
     from envs.npp.render import render_episode_gif

@@ -1,4 +1,6 @@
-"""``ppo.num_envs=auto``: the largest power of two whose compiled chunk fits in memory.
+"""A config resolved against its env and devices, chiefly ``ppo.num_envs=auto`` sizing.
+
+``ppo.num_envs=auto`` is the largest power of two whose compiled chunk fits in memory.
 
 XLA's memory analysis of the compiled train chunk gives its bytes (arguments + outputs +
 temporaries − donated aliases). Bytes grow linearly with the env count: one trial compile at
@@ -10,6 +12,10 @@ than memory, the choice is capped at 1024 agent rows (envs × agents) per device
 Everywhere the count is also capped so that the run lasts at least ``AUTO_MIN_UPDATES`` updates
 (a short run on a large GPU must still learn, not spend its budget in one giant batch); when
 that cap is below the trial size, no trial is compiled.
+
+:func:`resolve` is the one place a run's config is resolved (num_envs, then the keys
+``jaxrl_arena.config.resolve_static`` decides) and validated; ``make_train`` only validates
+its result.
 """
 
 from __future__ import annotations
@@ -34,6 +40,16 @@ def _power_of_two_at_most(n: int) -> int:
     while p * 2 <= n:
         p *= 2
     return p
+
+
+def _whole_minibatches(n: int, cfg: Config, num_agents: int) -> int:
+    """``n`` doubled until the batch splits into whole ``ppo.minibatch_size`` minibatches."""
+    mb = cfg.ppo.minibatch_size
+    for _ in range(32):
+        if mb <= 0 or (n * cfg.ppo.num_steps * num_agents) % mb == 0:
+            return n
+        n *= 2
+    return n   # no power of two fits: validation reports the batch
 
 
 def device_memory_bytes(device) -> int | None:
@@ -88,9 +104,10 @@ def resolve_num_envs(cfg: Config, env, devices, ab=None,
     run_cap = max(1, cfg.run.total_timesteps // (AUTO_MIN_UPDATES * steps_per_env) // d)
     base = d if cfg.ppo.minibatch_size > 0 else d * max(1, cfg.ppo.num_minibatches)
     if run_cap < min(per_device_cap, TRIAL_ENVS_PER_DEVICE):
-        n = max(base, _power_of_two_at_most(run_cap) * d)
+        n = _whole_minibatches(max(base, _power_of_two_at_most(run_cap) * d), cfg, env.num_agents)
         report = (f"auto: {n} envs (capped so that run.total_timesteps="
-                  f"{cfg.run.total_timesteps:,} gives at least {AUTO_MIN_UPDATES} updates)")
+                  f"{cfg.run.total_timesteps:,} gives at least {AUTO_MIN_UPDATES} updates"
+                  f"{'' if n <= run_cap * d else ', or the fewest whole minibatches allow'})")
         print(f"ppo.num_envs=auto -> {n}: {report[6:]}")
         return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
     budget = None
@@ -118,7 +135,7 @@ def resolve_num_envs(cfg: Config, env, devices, ab=None,
             cached = {}
     if key in cached:
         n, report = int(cached[key]["num_envs"]), cached[key]["report"] + " (remembered)"
-        n, report = _cap_to_run(n, run_cap * d, base, report)
+        n, report = _cap_to_run(n, run_cap * d, base, report, cfg, env.num_agents)
         print(f"ppo.num_envs=auto -> {n}: {report[6:]}")
         return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
     # The smallest env count the minibatch split allows, doubled up to the trial size.
@@ -145,13 +162,28 @@ def resolve_num_envs(cfg: Config, env, devices, ab=None,
             cache_file.write_text(json.dumps(cached, indent=1))
         except OSError:
             pass   # remembering is an optimisation only
-    n, report = _cap_to_run(n, run_cap * d, base, report)
+    n, report = _cap_to_run(n, run_cap * d, base, report, cfg, env.num_agents)
     return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report
 
 
-def _cap_to_run(n: int, run_cap: int, base: int, report: str) -> tuple[int, str]:
-    """At most ``run_cap`` envs (a power of two, not below ``base``): ``AUTO_MIN_UPDATES``."""
-    capped = max(base, _power_of_two_at_most(run_cap))
+def resolve(cfg: Config, env, devices, ab=None, cache_file: Path | None = None
+            ) -> tuple[Config, str]:
+    """``cfg`` resolved for ``env`` on ``devices`` and validated, and the one-line report of
+    ``ppo.num_envs`` ('' when it was fixed). The reset strategy is decided first, so the trial
+    programs of num_envs=auto run the strategy the run will."""
+    devices = list(devices)
+    cfg = config_lib.resolve_reset_strategy(cfg, env.cheap_reset)
+    cfg, report = resolve_num_envs(cfg, env, devices, ab=ab, cache_file=cache_file)
+    cfg = config_lib.resolve_static(cfg, num_agents=env.num_agents, cheap_reset=env.cheap_reset,
+                                    num_devices=len(devices))
+    return cfg, report
+
+
+def _cap_to_run(n: int, run_cap: int, base: int, report: str, cfg: Config,
+                num_agents: int) -> tuple[int, str]:
+    """At most ``run_cap`` envs (a power of two, not below ``base``, whole minibatches):
+    ``AUTO_MIN_UPDATES``."""
+    capped = _whole_minibatches(max(base, _power_of_two_at_most(run_cap)), cfg, num_agents)
     if capped >= n:
         return n, report
     return capped, (f"auto: {capped} envs (memory allows {n}; capped so that the run has at "

@@ -23,7 +23,7 @@ def parser(description: str, default_recipe: str) -> argparse.ArgumentParser:
                    help="train N seeds vmapped in one jit (= run.num_seeds)")
     p.add_argument("--ab", nargs="+", action="extend", default=[], metavar="KEY=V1,V2",
                    help="A/B variants of vmappable hyperparameters, all in one jit")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--print-config", action="store_true", help="print the config (recipe and overrides; auto values as set) and exit")
     return p
 
 
@@ -77,7 +77,7 @@ def main_guard(fn: Callable[[], int | None]) -> None:
 
 
 def print_config(cfg: Config) -> None:
-    """``--print-config``: the resolved config as JSON."""
+    """``--print-config``: the config as JSON (``auto`` values are resolved when a run starts)."""
     import json
 
     print(json.dumps(config_lib.to_dict(cfg), indent=2))

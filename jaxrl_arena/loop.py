@@ -15,8 +15,8 @@ import jax
 import numpy as np
 
 from envs.base import MultiAgentEnv
+from jaxrl_arena import autosize
 from jaxrl_arena import config as config_lib
-from jaxrl_arena.autosize import resolve_num_envs
 from jaxrl_arena.checkpoint import Checkpointer, GracefulShutdown, run_metadata
 from jaxrl_arena.config import Config, ConfigError
 from jaxrl_arena.evaluation import Evaluator, make_evaluator
@@ -77,6 +77,8 @@ def enable_compilation_cache(cfg: Config, directory: Path) -> str:
 
 
 def check_resumable(saved: dict[str, Any], cfg: Config, directory: Path) -> None:
+    """Refuse (one line) to resume a run saved with a config that computes something else;
+    ``saved`` is read through ``config.migrate``, so runs saved before a key moved resume."""
     saved_cfg = config_lib.from_dict(saved)
     changed = {
         k: v for k, v in config_lib.diff(saved_cfg, cfg).items()
@@ -165,11 +167,9 @@ def _train(cfg: Config, shutdown: GracefulShutdown, *, experiment: str, recipe: 
     devices = jax.devices()
     env = env or make_env(cfg)
     cache = enable_compilation_cache(cfg, run_dir(cfg, experiment, recipe))
-    cfg, autosize_report = resolve_num_envs(
+    # Resolved here only, so make_train, the trial programs and config.json see one config.
+    cfg, autosize_report = autosize.resolve(
         cfg, env, devices, ab=ab, cache_file=Path(cache) / "num_envs_auto.json" if cache else None)
-    cfg = config_lib.resolve_minibatches(cfg, env.num_agents)
-    cfg = config_lib.resolve_reset_strategy(cfg, env.cheap_reset)
-    config_lib.validate(cfg, num_agents=env.num_agents, num_devices=len(devices))
     directory = run_dir(cfg, experiment, recipe)
     ckpt_dir = directory / "checkpoints"
     if fresh and directory.exists():

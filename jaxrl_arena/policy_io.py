@@ -52,7 +52,7 @@ def load_run_policy(cfg: Config, experiment: str, recipe: str) -> RunPolicy | No
         # Rebuild the run exactly as saved (resolved num_envs, A/B variants) to restore it.
         saved = json.loads((directory / "config.json").read_text())
         resolved = saved.pop("_resolved", None) or {}
-        run_cfg = config_lib.from_dict(saved)
+        run_cfg = config_lib.from_dict(saved)  # older layouts translated (config.migrate)
         if run_cfg.env.name != cfg.env.name:
             raise ConfigError(f"{directory} holds a run of env {run_cfg.env.name!r}, not "
                               f"{cfg.env.name!r}; point run.dir at a run of {cfg.env.name!r}")

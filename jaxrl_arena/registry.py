@@ -1,8 +1,8 @@
-"""Environment names -> instances: the binding of the config's ``env`` section to the envs.
+"""Environment names -> instances: the binding of the config's env sections to the envs.
 
-``make(name, env_cfg)`` knows every gymnax env and this project's envs (``arena``, ``npp``).
-The envs themselves know nothing of the config: each takes constructor arguments, and this
-module is the one place that reads ``EnvConfig`` fields for them.
+``make(cfg)`` builds ``cfg.env.name``: every gymnax env and this project's envs (``arena``,
+``npp``). The envs themselves know nothing of the config: each takes constructor arguments,
+and this module is the one place that reads ``env``, ``arena`` and ``npp`` for them.
 
 Section marks (§) cite docs/specs/arena.md.
 """
@@ -12,9 +12,11 @@ from __future__ import annotations
 import types
 
 from envs.base import MultiAgentEnv
-from jaxrl_arena.config import ConfigError, EnvConfig
+from jaxrl_arena.config import Config, ConfigError
 
 PROJECT_ENVS = ("arena", "npp")
+# Frames an N++ agent step holds its action for: the config's step limit becomes frames here.
+NPP_FRAME_SKIP = 4
 
 
 def gymnax_names() -> list[str]:
@@ -23,53 +25,64 @@ def gymnax_names() -> list[str]:
     return list(gymnax.registered_envs)
 
 
-def make(name: str, env_cfg: EnvConfig | None = None) -> MultiAgentEnv:
-    """Build an environment by name; unknown names raise one line listing what exists."""
-    env_cfg = EnvConfig(name=name) if env_cfg is None else env_cfg
+def make(cfg: Config) -> MultiAgentEnv:
+    """Build ``cfg.env.name``; unknown names raise one line listing what exists."""
+    name = cfg.env.name
     if name == "arena":
-        return make_arena(env_cfg)
+        return make_arena(cfg)
     if name == "npp":
-        return make_npp(env_cfg)
+        return make_npp(cfg)
     if name in gymnax_names():
         import gymnax
 
         from envs.gymnax_adapter import GymnaxAdapter
 
         env, params = gymnax.make(name)
-        return GymnaxAdapter(env, params, max_steps=int(env_cfg.max_steps or 0))
+        return GymnaxAdapter(env, params, max_steps=int(cfg.env.max_steps or 0))
     known = list(PROJECT_ENVS) + gymnax_names()
     raise ConfigError(f"unknown env {name!r}; known envs: {', '.join(known)}")
 
 
-def make_arena(env_cfg: EnvConfig) -> MultiAgentEnv:
-    """The Era-B arena; the config's task switches become the env's single named task and
+def make_arena(cfg: Config) -> MultiAgentEnv:
+    """The Era-B arena; the ``arena`` task switches become the env's single named task and
     its evaluation suites (§12.1)."""
     from envs.arena import ArenaEnv
 
+    env_cfg, arena = cfg.env, cfg.arena
     if env_cfg.obs_kind not in ("dense", "tokens"):
         raise ConfigError(f"env.obs_kind={env_cfg.obs_kind!r} is not an arena observation; "
                           "allowed: dense, tokens")
     return ArenaEnv(num_agents=int(env_cfg.num_agents or 24), obs_kind=env_cfg.obs_kind,
-                    max_steps=int(env_cfg.max_steps or 1000), easy_altar=env_cfg.easy_altar,
-                    shaped_rewards=env_cfg.shaped_rewards, combat=env_cfg.combat,
-                    desync_episodes=env_cfg.desync_episodes)
+                    max_steps=int(env_cfg.max_steps or 1000), easy_altar=arena.easy_altar,
+                    shaped_rewards=arena.shaped_rewards, combat=arena.combat,
+                    desync_episodes=arena.desync_episodes)
 
 
-def make_npp(env_cfg: EnvConfig) -> MultiAgentEnv:
-    """N++ on generated levels; ``env.stage`` restricts the tasks to one curriculum stage."""
-    import dataclasses
+def npp_max_frames(cfg: Config) -> int:
+    """The N++ episode limit in frames: ``npp.max_frames``, or ``env.max_steps`` agent steps
+    of ``NPP_FRAME_SKIP`` frames; 0 keeps the env's own. Both set is refused (two limits)."""
+    steps, frames = cfg.env.max_steps, cfg.npp.max_frames
+    if steps and frames:
+        raise ConfigError(f"env.max_steps={steps} (agent steps) and npp.max_frames={frames} "
+                          "(frames) both limit N++ episodes; set one of them to 0")
+    return steps * NPP_FRAME_SKIP if steps else frames
 
+
+def make_npp(cfg: Config) -> MultiAgentEnv:
+    """N++ on generated levels; ``npp.stage`` restricts the tasks to one curriculum stage."""
     from envs.npp.env import make_npp_env
     from envs.npp.generators import STAGE_ORDER
 
-    if env_cfg.obs_kind not in ("state", "state_local", "grid"):
-        raise ConfigError(f"env.obs_kind={env_cfg.obs_kind!r} is not an N++ observation; "
+    obs_kind, stage = cfg.env.obs_kind, cfg.npp.stage
+    if obs_kind not in ("state", "state_local", "grid"):
+        raise ConfigError(f"env.obs_kind={obs_kind!r} is not an N++ observation; "
                           "allowed: state, state_local, grid")
-    if env_cfg.stage and env_cfg.stage not in STAGE_ORDER:
-        raise ConfigError(f"env.stage={env_cfg.stage!r} is not an N++ stage; allowed: "
+    if stage and stage not in STAGE_ORDER:
+        raise ConfigError(f"npp.stage={stage!r} is not an N++ stage; allowed: "
                           f"{', '.join(STAGE_ORDER)}")
-    # Generated levels only (the "mixed" source would also trace the fixed-level path).
-    options = {**dataclasses.asdict(env_cfg), "level_source": "generator",
-               "npp_stage": env_cfg.stage or None,
-               "task_stages": (env_cfg.stage,) if env_cfg.stage else None}
+    # make_npp_env reads ``max_steps`` as its frame limit. Generated levels only (the "mixed"
+    # source would also trace the fixed-level path).
+    options = {"obs_kind": obs_kind, "frame_skip": NPP_FRAME_SKIP,
+               "max_steps": npp_max_frames(cfg), "level_source": "generator",
+               "npp_stage": stage or None, "task_stages": (stage,) if stage else None}
     return make_npp_env(types.SimpleNamespace(**options))

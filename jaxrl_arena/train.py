@@ -129,7 +129,7 @@ def plan_chunks(updates: int, per_chunk: int) -> tuple[int, int]:
 def make_env(cfg: Config) -> MultiAgentEnv:
     from jaxrl_arena.registry import make
 
-    return make(cfg.env.name, cfg.env)
+    return make(cfg)
 
 
 def update_step(ts: TrainState, *, rollout: Rollout, learner: Learner, curriculum,
@@ -196,14 +196,18 @@ def update_step(ts: TrainState, *, rollout: Rollout, learner: Learner, curriculu
 
 def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] | None = None,
                devices: list | None = None) -> TrainProgram:
-    """Build the pure ``init(key)`` and the compiled ``train_chunk(state)`` for ``cfg``."""
+    """Build the pure ``init(key)`` and the compiled ``train_chunk(state)`` for ``cfg``.
+
+    A resolved config (``jaxrl_arena.autosize.resolve``, as the host loop passes) is only
+    validated; one built by hand (notebooks, tests, benchmarks) gets its reset strategy and
+    minibatches resolved here, and ``ppo.num_envs=auto`` is refused (it needs that resolve)."""
     devices = list(devices or jax.devices())
     env = env or make_env(cfg)
-    if cfg.ppo.num_envs == "auto":
-        raise ConfigError("ppo.num_envs=auto must be resolved first (jaxrl_arena.autosize)")
-    cfg = config_lib.resolve_minibatches(cfg, env.num_agents)
-    cfg = config_lib.resolve_reset_strategy(cfg, env.cheap_reset)
-    config_lib.validate(cfg, num_agents=env.num_agents, num_devices=len(devices))
+    if config_lib.pending(cfg, env.num_agents):
+        cfg = config_lib.resolve_static(cfg, num_agents=env.num_agents,
+                                        cheap_reset=env.cheap_reset, num_devices=len(devices))
+    else:
+        config_lib.validate(cfg, num_agents=env.num_agents, num_devices=len(devices))
     runs = expand_runs(cfg, ab)
     ppo = cfg.ppo
     num_envs = int(ppo.num_envs)
@@ -220,7 +224,6 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     obs_space = env.observation_space(params0)
     policy = make_policy(cfg.policy, obs_space.shape, env.action_space(params0).n,
                          env.obs_scale, obs_space.dtype)
-    policy.clip_vloss = ppo.clip_vloss
     curriculum = make_curriculum(cfg, env)
     pool_size = reset_pool_size(cfg.env, local_envs)
     rollout = Rollout(env, policy, curriculum, num_envs=local_envs, num_steps=T, horizon=horizon,

@@ -179,7 +179,7 @@ def test_desync_first_episode_horizon(env, reset, step):
     params = env.default_params
     desync = params.replace(desync_episodes=jnp.asarray(True))
     assert env.can_truncate is False  # the arena only terminates
-    reset_first = jax.jit(env.reset_env_first)  # = reset_env_desync
+    reset_first = jax.jit(env.reset_env_first)
     horizons = [int(reset_first(jax.random.key(k), desync)[1].horizon) for k in range(8)]
     assert all(1 <= h <= 1000 for h in horizons) and len(set(horizons)) > 1
     assert int(reset_first(jax.random.key(0), params)[1].horizon) == 1000  # flag off

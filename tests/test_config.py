@@ -1,5 +1,6 @@
 """Typed config: override parsing, one-line errors, validation, recipes, CLI exit codes."""
 
+import json
 import subprocess
 import sys
 
@@ -102,3 +103,83 @@ def test_cli_print_config_resolves_overrides():
     proc = _cli("--config-override", "ppo.lr=0.5", "--config-override", "run.seed=7", "--print-config")
     assert proc.returncode == 0, proc.stderr
     assert '"lr": 0.5' in proc.stdout and '"seed": 7' in proc.stdout
+
+
+def _old_layout(data):
+    """A config dict as runs saved it before the env-specific keys left ``env``: arena's
+    switches and ``stage`` in ``env``, and an N++ run's frame limit in ``env.max_steps``."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    arena, npp = data.pop("arena"), data.pop("npp")
+    assert data["env"]["max_steps"] == 0 or data["env"]["name"] != "npp"
+    data["env"].update(arena, stage=npp["stage"])
+    if data["env"]["name"] == "npp":
+        data["env"]["max_steps"] = npp["max_frames"]
+    return data
+
+
+@pytest.mark.parametrize("old, new", sorted(C.MOVED_KEYS.items()))
+def test_moved_keys_are_refused_in_one_line_naming_the_new_key(old, new):
+    with pytest.raises(ConfigError) as err:
+        C.apply_overrides(C.get_recipe("arena_basic_easy_shaped"), [f"{old}=1"])
+    assert str(err.value) == f"{old} moved to {new}"
+
+
+def test_moved_keys_are_refused_in_ab_variants():
+    from jaxrl_arena.train import expand_runs
+
+    with pytest.raises(ConfigError, match="^env.combat moved to arena.combat$"):
+        expand_runs(C.get_recipe("arena_basic_easy_shaped"), ["env.combat=true,false"])
+
+
+def test_env_sections_apply_to_their_env_only():
+    arena = C.apply_overrides(C.get_recipe("arena_basic_easy_shaped"), ["arena.combat=false"])
+    assert arena.arena.combat is False
+    C.validate(arena)
+    with pytest.raises(ConfigError, match="^arena.combat applies to env.name=arena only, not 'CartPole-v1'$"):
+        C.validate(C.apply_overrides(C.Config(), ["arena.combat=false"]))
+    with pytest.raises(ConfigError, match="^npp.max_frames applies to env.name=npp only, not 'arena'$"):
+        C.validate(C.apply_overrides(C.get_recipe("arena_ff"), ["npp.max_frames=40"]))
+    with pytest.raises(ConfigError, match="npp.max_frames=-1 must be >= 0"):
+        C.validate(C.apply_overrides(C.get_recipe("npp_simplest"), ["npp.max_frames=-1"]))
+
+
+@pytest.mark.parametrize("recipe", ["arena_basic_easy_shaped", "npp_simplest", "npp_curriculum", "cartpole"])
+def test_saved_configs_of_the_old_layout_migrate(recipe):
+    cfg = C.apply_overrides(C.get_recipe(recipe), ["run.seed=5"])
+    if cfg.env.name == "arena":
+        cfg = C.apply_overrides(cfg, ["arena.combat=false", "arena.desync_episodes=false"])
+    current = C.to_dict(cfg)
+    old = _old_layout(current)
+    assert "arena" not in old and "combat" in old["env"]
+    before = json.dumps(old, sort_keys=True)
+    assert C.from_dict(old) == cfg
+    assert C.to_dict(C.from_dict(C.migrate(old))) == current
+    assert json.dumps(old, sort_keys=True) == before  # the argument is left alone
+    assert C.migrate(current) == current  # the current layout passes unchanged
+    # With its `_resolved` block, as config.json holds it.
+    assert C.from_dict({**old, "_resolved": {"devices": 1}}) == cfg
+
+
+def test_migration_moves_only_old_npp_frame_limits():
+    old = {"env": {"name": "npp", "max_steps": 20_000, "stage": "simplest"}}
+    assert C.migrate(old) == {"env": {"name": "npp", "max_steps": 0},
+                              "npp": {"stage": "simplest", "max_frames": 20_000}}
+    # Current layout (an npp section): env.max_steps counts agent steps and stays.
+    new = {"env": {"name": "npp", "max_steps": 500}, "npp": {"stage": "", "max_frames": 0}}
+    assert C.migrate(new) == new
+    # Other envs' max_steps always counted agent steps.
+    arena = {"env": {"name": "arena", "max_steps": 20, "combat": False}}
+    assert C.migrate(arena) == {"env": {"name": "arena", "max_steps": 20},
+                                "arena": {"combat": False}}
+
+
+def test_cli_moved_key_is_one_line_and_new_key_works():
+    def run(*args):
+        return subprocess.run([sys.executable, str(REPO / "experiments" / "arena.py"), *args],
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    proc = run("--config-override", "env.combat=false", "--print-config")
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: env.combat moved to arena.combat"
+    proc = run("--config-override", "arena.combat=false", "--print-config")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["arena"]["combat"] is False

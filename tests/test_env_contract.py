@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from envs.base import Box, Discrete, MultiAgentEnv
-from jaxrl_arena.config import EnvConfig
+from jaxrl_arena.config import Config, EnvConfig, NppConfig
 from jaxrl_arena.registry import make
 
 CASES = {
-    "arena-dense": EnvConfig(name="arena", num_agents=6, obs_kind="dense", max_steps=20),
-    "arena-tokens": EnvConfig(name="arena", num_agents=6, obs_kind="tokens", max_steps=20),
-    "npp-state": EnvConfig(name="npp", obs_kind="state", stage="simplest"),
-    "npp-grid": EnvConfig(name="npp", obs_kind="grid"),
-    "CartPole-v1": EnvConfig(name="CartPole-v1"),
+    "arena-dense": Config(env=EnvConfig(name="arena", num_agents=6, obs_kind="dense", max_steps=20)),
+    "arena-tokens": Config(env=EnvConfig(name="arena", num_agents=6, obs_kind="tokens", max_steps=20)),
+    "npp-state": Config(env=EnvConfig(name="npp", obs_kind="state"), npp=NppConfig(stage="simplest")),
+    "npp-grid": Config(env=EnvConfig(name="npp", obs_kind="grid")),
+    "CartPole-v1": Config(env=EnvConfig(name="CartPole-v1")),
 }
 
 
@@ -30,7 +30,7 @@ def same_structure(a, b):
 
 @pytest.fixture(scope="module", params=list(CASES))
 def env(request) -> MultiAgentEnv:
-    return make(CASES[request.param].name, CASES[request.param])
+    return make(CASES[request.param])
 
 
 def test_reset_and_step_keep_the_declared_shapes(env):
@@ -97,6 +97,6 @@ def test_optional_surface_is_consistent(env):
 
 
 def test_a_restricted_npp_env_offers_only_its_stage_and_keeps_the_ladder():
-    env = make("npp", CASES["npp-state"])
+    env = make(CASES["npp-state"])
     assert list(env.named_tasks()) == ["simplest"]
     assert len(env.curriculum_stages()) == 9

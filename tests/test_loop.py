@@ -136,6 +136,27 @@ def test_sigterm_while_compiling_exits_zero_and_says_so(tmp_path):
     assert not (run / "metrics.jsonl").exists() or "update" not in (run / "metrics.jsonl").read_text()
 
 
+def test_num_envs_auto_keeps_ten_updates_without_a_trial(tmp_path, monkeypatch):
+    """A short run on a large device: the count is capped so the run has >= 10 updates (and
+    whole minibatches), with no trial compile."""
+    from jaxrl_arena import autosize
+
+    cfg = C.apply_overrides(C.Config(), TOY + ["ppo.num_envs=auto", f"run.dir={tmp_path}",
+                                               "run.total_timesteps=20000", "ppo.num_steps=10",
+                                               "ppo.minibatch_size=80"])
+    env = CountdownEnv(num_agents=2)
+    monkeypatch.setattr(autosize, "device_memory_bytes", lambda d: 80 << 30)
+    monkeypatch.setattr(autosize, "compiled_bytes", lambda *a, **k: pytest.fail("compiled a trial"))
+    resolved, report = autosize.resolve_num_envs(cfg, env, jax.devices()[:1])
+    n = resolved.ppo.num_envs   # 20000 / (10 x 10 x 2) = 100 -> 64, and 64 x 20 splits by 80
+    assert n == 64 and "at least 10 updates" in report
+    assert 20000 // (n * 10 * 2) >= 10 and (n * 10 * 2) % 80 == 0
+    small_mb = C.replace(C.replace(cfg, "ppo.minibatch_size", 1280), "run.total_timesteps", 4000)
+    n = autosize.resolve_num_envs(small_mb, env, jax.devices()[:1])[0].ppo.num_envs
+    assert n == 64 and "fewest whole minibatches" in autosize.resolve_num_envs(
+        small_mb, env, jax.devices()[:1])[1]
+
+
 def test_num_envs_auto_compiles_one_trial_fits_the_budget_and_remembers(tmp_path, capsys,
                                                                         monkeypatch):
     from jaxrl_arena import autosize
@@ -184,3 +205,67 @@ def test_restart_without_checkpoint_sets_old_logs_aside(tmp_path, capsys):
     (kept,) = (tmp_path / "run" / "previous").iterdir()
     assert read_metrics(kept / "metrics.jsonl") == first
     assert "moved them to" in capsys.readouterr().err
+
+
+def _old_layout(data):
+    """A config dict as runs saved it before the env-specific keys left ``env`` (arena's
+    switches and ``stage`` in ``env``; an N++ run's frame limit in ``env.max_steps``)."""
+    data = json.loads(json.dumps(data))
+    arena, npp = data.pop("arena"), data.pop("npp")
+    data["env"].update(arena, stage=npp["stage"])
+    if data["env"]["name"] == "npp":
+        data["env"]["max_steps"] = npp["max_frames"]
+    return data
+
+
+@pytest.mark.parametrize("keys, changed", [
+    (["env.name=arena", "arena.combat=false", "arena.desync_episodes=false"], "arena.combat=true"),
+    (["env.name=npp", "npp.stage=simplest", "npp.max_frames=40"], "npp.max_frames=80"),
+])
+def test_a_run_saved_with_old_keys_resumes(tmp_path, monkeypatch, keys, changed):
+    """config.json and the checkpoint metadata of a run saved before the config split are
+    read through config.migrate: the run resumes, and a real change is still refused."""
+    from jaxrl_arena import loop
+
+    env = CountdownEnv(num_agents=2)  # the run's env: env.name only names the sections
+    run = tmp_path / "old"
+    metadata = loop.run_metadata
+    monkeypatch.setattr(loop, "run_metadata", lambda d: metadata(_old_layout(d)))
+    half = train(toy_cfg(run, "run.total_timesteps=256", *keys), env=env)
+    monkeypatch.undo()
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**_old_layout(saved), "_resolved": saved["_resolved"]}))
+    with Checkpointer(run / "checkpoints") as checkpoints:
+        _, written, _ = checkpoints.restore(half.state)
+    assert "npp" not in written["config"] and "stage" in written["config"]["env"]
+    with pytest.raises(C.ConfigError, match=f"holds a run with a different config .*{changed.split('=')[0]}"):
+        train(toy_cfg(run, "run.total_timesteps=512", *keys, changed), env=env)
+    resumed = train(toy_cfg(run, "run.total_timesteps=512", *keys), env=env)
+    assert resumed.resumed_from == 4 and resumed.updates == 8
+    rewritten = json.loads((run / "config.json").read_text())  # the current layout again
+    assert all(rewritten[s] == saved[s] for s in ("env", "arena", "npp"))
+
+
+def test_the_loop_resolves_the_config_once(tmp_path, monkeypatch):
+    from jaxrl_arena import autosize
+
+    calls = {"num_envs": 0, "static": 0, "validate": 0}
+
+    def counting(name, fn):
+        def wrapper(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+        return wrapper
+
+    monkeypatch.setattr(autosize, "resolve_num_envs", counting("num_envs", autosize.resolve_num_envs))
+    monkeypatch.setattr(C, "resolve_static", counting("static", C.resolve_static))
+    monkeypatch.setattr(C.validation, "validate", counting("validate", C.validation.validate))
+    monkeypatch.setattr(C, "validate", C.validation.validate)
+    cfg = toy_cfg(tmp_path / "run", "run.total_timesteps=128", "ppo.num_envs=auto",
+                  "ppo.minibatch_size=16", "checkpoint.enabled=false", "logging.tensorboard=false")
+    result = train(cfg, env=CountdownEnv(num_agents=2), experiment="toy")
+    # make_train validates what the loop resolved (cheaply) and resolves nothing itself.
+    assert calls == {"num_envs": 1, "static": 1, "validate": 2}, calls
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["ppo"]
+    assert isinstance(saved["num_envs"], int) and result.updates >= 1
+    assert saved["num_minibatches"] == saved["num_envs"] * 2 * saved["num_steps"] // 16

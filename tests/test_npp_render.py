@@ -17,7 +17,7 @@ from jaxrl_arena.policy_io import load_run_policy
 # without the held-out evaluation.
 SMALL = ["ppo.num_envs=4", "ppo.num_steps=8", "ppo.num_minibatches=2", "ppo.update_epochs=1",
          "policy.hidden_sizes=32,32", "run.updates_per_chunk=2", "logging.progress=false",
-         "env.max_steps=40", "eval.every_updates=0", "logging.tensorboard=false"]
+         "npp.max_frames=40", "eval.every_updates=0", "logging.tensorboard=false"]
 RECIPE = "npp_curriculum"
 
 

@@ -36,7 +36,6 @@ def make_data(policy, params, H, S, key=0):
 
 def setup(cfg, H=4, S=16, **ppo_kwargs):
     policy = make_policy(cfg, (4,), 3)
-    policy.clip_vloss = True
     params = policy.init(jax.random.PRNGKey(0), jnp.zeros((2, 4)))
     ppo = dataclasses.replace(PPOConfig(), **ppo_kwargs)
     return policy, params, ppo, make_data(policy, params, H, S)

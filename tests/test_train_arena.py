@@ -12,7 +12,7 @@ from jaxrl_arena.loop import train
 
 SMALL = ["ppo.num_envs=4", "ppo.num_steps=16", "ppo.bptt_horizon=8", "ppo.minibatch_size=0",
          "ppo.num_minibatches=4", "run.updates_per_chunk=2", "logging.progress=false",
-         "env.max_steps=20", "env.desync_episodes=false"]
+         "env.max_steps=20", "arena.desync_episodes=false"]
 
 
 def test_arena_recipe_trains_a_few_updates(tmp_path):

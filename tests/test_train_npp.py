@@ -11,7 +11,7 @@ from jaxrl_arena.loop import train
 
 SMALL = ["ppo.num_envs=4", "ppo.num_steps=8", "ppo.num_minibatches=2", "ppo.update_epochs=1",
          "policy.hidden_sizes=32,32", "run.updates_per_chunk=2", "logging.progress=false",
-         "env.max_steps=40"]
+         "npp.max_frames=40"]
 
 
 def test_npp_curriculum_recipe_trains_a_few_updates(tmp_path):
@@ -35,9 +35,29 @@ def test_npp_curriculum_recipe_trains_a_few_updates(tmp_path):
 
 
 def test_npp_stage_and_obs_errors_are_one_line():
-    cfg = C.apply_overrides(C.get_recipe("npp_simplest"), ["env.stage=nope"])
-    with pytest.raises(ConfigError, match="env.stage='nope' is not an N\\+\\+ stage; allowed: simplest"):
+    cfg = C.apply_overrides(C.get_recipe("npp_simplest"), ["npp.stage=nope"])
+    with pytest.raises(ConfigError, match="npp.stage='nope' is not an N\\+\\+ stage; allowed: simplest"):
         train(cfg)
     cfg = C.apply_overrides(C.get_recipe("npp_simplest"), ["env.obs_kind=tokens"])
     with pytest.raises(ConfigError, match="not an N\\+\\+ observation"):
         train(cfg)
+
+
+def test_npp_episode_limit_reaches_the_env_in_frames():
+    from jaxrl_arena.train import make_env
+
+    def env(*overrides):
+        return make_env(C.apply_overrides(C.get_recipe("npp_simplest"), list(overrides)))
+
+    recipe = env()
+    assert recipe.max_frames == 20_000 and recipe.max_episode_steps == 5_000
+    short = env("npp.max_frames=40")
+    assert short.max_frames == 40 and int(short.default_params.max_frames) == 40
+    # env.max_steps counts agent steps for every env: 4 frames each in N++.
+    steps = env("npp.max_frames=0", "env.max_steps=10")
+    assert steps.max_frames == 40 and steps.max_episode_steps == 10
+    assert env("npp.max_frames=0").max_frames == 20_000  # the env's own
+    with pytest.raises(ConfigError, match=r"^env.max_steps=10 \(agent steps\) and "
+                                          r"npp.max_frames=20000 \(frames\) both limit N\+\+ "
+                                          r"episodes; set one of them to 0$"):
+        env("env.max_steps=10")

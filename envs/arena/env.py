@@ -135,13 +135,9 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
         return self._reset(key, params, desync=False)
 
     def reset_env_first(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
-        """The trainer's reset of each env's first episode: v0 desync (see reset_env_desync)."""
-        return self._reset(key, params, desync=True)
-
-    def reset_env_desync(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
-        """First episode of an env under v0 desync (§10.3): if ``params.desync_episodes``, the
-        horizon is H ~ U{1..max_steps} and the episode *terminates* at t = H (the
-        completion-pct token counts toward H). Use it for each env's first reset only."""
+        """The trainer's reset of each env's first episode, v0 desync (§10.3): if
+        ``params.desync_episodes``, the horizon is H ~ U{1..max_steps} and the episode
+        *terminates* at t = H (the completion-pct token counts toward H)."""
         return self._reset(key, params, desync=True)
 
     def step_env(self, key, state, action, params):

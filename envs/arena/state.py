@@ -36,7 +36,7 @@ class EnvParams:
     # Initial inventory of every agent (applied in item-id order).
     initial_inventory: jax.Array  # int32[10]
     max_steps: jax.Array  # int32[]
-    # v0 desync (§10.3): reset_env_desync draws the first episode's horizon H ~ U{1..max_steps}.
+    # v0 desync (§10.3): reset_env_first draws the first episode's horizon H ~ U{1..max_steps}.
     desync_episodes: jax.Array  # bool[]
 
 

@@ -1,0 +1,146 @@
+"""Config checks (``validate``) and the keys an env and its devices decide (``resolve_*``).
+
+The env decides ``env.reset_strategy=auto`` and, with the env count, the split of the batch
+into ``ppo.minibatch_size`` minibatches. ``ppo.num_envs=auto`` needs compiled programs, so
+:func:`jaxrl_arena.autosize.resolve` sizes it and then calls :func:`resolve_static`: a run's
+config is resolved there once, and ``make_train`` only validates a resolved one (``pending``).
+"""
+
+from __future__ import annotations
+
+from jaxrl_arena.config.overrides import flat, get, replace
+from jaxrl_arena.config.schema import ArenaConfig, Config, ConfigError, NppConfig
+
+# Sections only the env of the same name reads: under another env a changed value would be
+# ignored silently, so validate refuses it.
+ENV_SECTIONS = {"arena": ArenaConfig(), "npp": NppConfig()}
+
+
+def resolve_minibatches(cfg: Config, num_agents: int) -> Config:
+    """Turn ``ppo.minibatch_size`` into ``ppo.num_minibatches`` (needs num_envs resolved)."""
+    ppo = cfg.ppo
+    if ppo.minibatch_size <= 0 or ppo.num_envs == "auto":
+        return cfg
+    batch = ppo.num_envs * num_agents * ppo.num_steps
+    if batch % ppo.minibatch_size:
+        raise ConfigError(
+            f"batch {batch} (num_envs*agents*num_steps) is not divisible by "
+            f"ppo.minibatch_size={ppo.minibatch_size}"
+        )
+    if ppo.num_minibatches == batch // ppo.minibatch_size:
+        return cfg
+    return replace(cfg, "ppo.num_minibatches", batch // ppo.minibatch_size)
+
+
+def resolve_reset_strategy(cfg: Config, cheap_reset: bool) -> Config:
+    """``env.reset_strategy=auto``: ``every_step`` for envs that declare a cheap reset,
+    ``optimistic`` otherwise."""
+    if cfg.env.reset_strategy != "auto":
+        return cfg
+    return replace(cfg, "env.reset_strategy", "every_step" if cheap_reset else "optimistic")
+
+
+def pending(cfg: Config, num_agents: int) -> list[str]:
+    """The keys an env and its devices still have to decide: ``ppo.num_envs`` (auto),
+    ``env.reset_strategy`` (auto), ``ppo.num_minibatches`` (set by ``ppo.minibatch_size``).
+    Empty for a resolved config."""
+    ppo = cfg.ppo
+    keys = []
+    if ppo.num_envs == "auto":
+        keys.append("ppo.num_envs")
+    if cfg.env.reset_strategy == "auto":
+        keys.append("env.reset_strategy")
+    if ppo.minibatch_size > 0 and (
+            ppo.num_envs == "auto"
+            or ppo.num_minibatches * ppo.minibatch_size != ppo.num_envs * num_agents * ppo.num_steps):
+        keys.append("ppo.num_minibatches")
+    return keys
+
+
+def resolve_static(cfg: Config, *, num_agents: int, cheap_reset: bool, num_devices: int) -> Config:
+    """The config with the keys that need no compiled program resolved (reset strategy,
+    minibatches), validated; ``ppo.num_envs`` must already be a number."""
+    if cfg.ppo.num_envs == "auto":
+        raise ConfigError("ppo.num_envs=auto must be resolved first: "
+                          "jaxrl_arena.autosize.resolve(cfg, env, devices)")
+    cfg = resolve_reset_strategy(cfg, cheap_reset)
+    cfg = resolve_minibatches(cfg, num_agents)
+    validate(cfg, num_agents=num_agents, num_devices=num_devices)
+    return cfg
+
+
+def validate(cfg: Config, *, num_agents: int = 1, num_devices: int = 1) -> None:
+    """Consistency checks that need no compilation (those of the minibatch split need
+    ``ppo.num_envs`` resolved)."""
+    for section, default in ENV_SECTIONS.items():
+        if cfg.env.name != section:
+            changed = [k for k, v in flat(getattr(cfg, section)).items() if v != get(default, k)]
+            if changed:
+                raise ConfigError(f"{section}.{changed[0]} applies to env.name={section} only, "
+                                  f"not {cfg.env.name!r}")
+    ppo = cfg.ppo
+    positive = {
+        "ppo.num_steps": ppo.num_steps,
+        "ppo.num_minibatches": ppo.num_minibatches,
+        "ppo.update_epochs": ppo.update_epochs,
+        "ppo.grad_accum_steps": ppo.grad_accum_steps,
+        "run.num_seeds": cfg.run.num_seeds,
+        "run.updates_per_chunk": cfg.run.updates_per_chunk,
+        "run.total_timesteps": cfg.run.total_timesteps,
+        "checkpoint.keep": cfg.checkpoint.keep,
+        "logging.log_every": cfg.logging.log_every,
+        "eval.episodes": cfg.eval.episodes,
+    }
+    if ppo.num_envs != "auto":
+        positive["ppo.num_envs"] = ppo.num_envs
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key}={value} must be >= 1")
+    for key in ("eval.every_updates", "eval.max_steps", "env.max_steps", "npp.max_frames"):
+        if get(cfg, key) < 0:
+            raise ConfigError(f"{key}={get(cfg, key)} must be >= 0")
+    for key in ("ppo.gamma", "ppo.gae_lambda"):
+        value = get(cfg, key)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{key}={value} must be in [0, 1]")
+    if ppo.lr <= 0:
+        raise ConfigError(f"ppo.lr={ppo.lr} must be > 0")
+    pol = cfg.policy
+    if not len(pol.cnn_channels) == len(pol.cnn_kernels) == len(pol.cnn_strides):
+        raise ConfigError(
+            f"policy.cnn_channels={list(pol.cnn_channels)}, cnn_kernels={list(pol.cnn_kernels)} and "
+            f"cnn_strides={list(pol.cnn_strides)} must have one entry per conv layer (equal lengths)"
+        )
+    if ppo.num_envs == "auto":
+        return
+    if ppo.num_envs % num_devices:
+        raise ConfigError(
+            f"ppo.num_envs={ppo.num_envs} is not divisible by the {num_devices} devices"
+        )
+    rows = ppo.num_envs * num_agents // num_devices  # agent rows per device
+    if cfg.policy.kind == "lstm":
+        horizon = ppo.bptt_horizon or ppo.num_steps
+        if ppo.num_steps % horizon:
+            raise ConfigError(
+                f"ppo.num_steps={ppo.num_steps} is not divisible by ppo.bptt_horizon={horizon}"
+            )
+        sequences = rows * (ppo.num_steps // horizon)
+        if sequences % ppo.num_minibatches:
+            raise ConfigError(
+                f"{sequences} sequences per device (num_envs*agents/devices*num_steps/bptt) "
+                f"are not divisible by ppo.num_minibatches={ppo.num_minibatches}"
+            )
+        per_minibatch = sequences // ppo.num_minibatches
+    else:
+        batch = rows * ppo.num_steps
+        if batch % ppo.num_minibatches:
+            raise ConfigError(
+                f"batch {batch} (num_envs*agents*num_steps per device) is not divisible by "
+                f"ppo.num_minibatches={ppo.num_minibatches}"
+            )
+        per_minibatch = batch // ppo.num_minibatches
+    if per_minibatch % ppo.grad_accum_steps:
+        raise ConfigError(
+            f"minibatch of {per_minibatch} is not divisible by "
+            f"ppo.grad_accum_steps={ppo.grad_accum_steps}"
+        )
