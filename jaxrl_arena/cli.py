@@ -23,6 +23,9 @@ def parser(description: str, default_recipe: str) -> argparse.ArgumentParser:
                    help="train N seeds vmapped in one jit (= run.num_seeds)")
     p.add_argument("--ab", nargs="+", action="extend", default=[], metavar="KEY=V1,V2",
                    help="A/B variants of vmappable hyperparameters, all in one jit")
+    p.add_argument("--init-from", default=None, metavar="RUN_OR_ARTEFACT",
+                   help="start from the policy of a run dir or a policy artefact "
+                        "(= run.init_from; every parameter must match)")
     p.add_argument("--print-config", action="store_true", help="print the config (recipe and overrides; auto values as set) and exit")
     return p
 
@@ -53,6 +56,8 @@ def build_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
     cfg = config_lib.apply_overrides(cfg, list(extra) + list(args.config_override))
     if args.num_seeds is not None:
         cfg = config_lib.replace(cfg, "run.num_seeds", args.num_seeds)
+    if getattr(args, "init_from", None):
+        cfg = config_lib.replace(cfg, "run.init_from", args.init_from)
     return cfg
 
 

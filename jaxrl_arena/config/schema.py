@@ -29,6 +29,11 @@ class RunConfig:
     updates_per_chunk: int = 10  # K: updates scanned inside one compiled call (at most)
     # JAX's persistent compilation cache: "auto" = <run dirs' parent>/.jax_cache, "off", or a path
     compile_cache: str = "auto"
+    # Start from another policy: a policy artefact directory or a run directory (its latest
+    # checkpoint); every parameter must match by name and shape (jaxrl_arena.policy_artifact)
+    # except those matching an init_from_allow glob (e.g. "params/critic_out/*").
+    init_from: str = ""
+    init_from_allow: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
