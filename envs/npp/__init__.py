@@ -21,7 +21,8 @@ primitives), ``ninja`` (integrate / collide / post-collision / think), the entit
 (``entity_common``: cells, overlap tests, gather order; ``grid_edges``: line-of-sight tables;
 ``pickups``, ``doors``, ``solid_entities``, ``drones``, ``death_ball``: one family each;
 ``entity_phases``: the move / think / logical-collision passes), ``state`` (dataclasses),
-``sim`` (``init_state``, ``tick``), ``golden`` (golden-data paths and the batch runners behind
+``sim`` (``init_state``, ``tick``), ``bc_data`` (behaviour-cloning pairs re-simulated from
+human replays), ``golden`` (golden-data paths and the batch runners behind
 ``python -m tools.npp_replay`` and ``python -m tools.npp_trajectory``).
 """
 
