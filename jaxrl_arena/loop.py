@@ -26,7 +26,7 @@ from jaxrl_arena.train import TrainProgram, make_env, make_train
 
 # Keys that may change between a run and its resumption without changing what is computed.
 RESUMABLE_CHANGES = ("run.total_timesteps", "run.updates_per_chunk", "run.name", "run.dir",
-                     "run.compile_cache")
+                     "run.compile_cache", "run.init_from", "run.init_from_allow")
 RESUMABLE_SECTIONS = ("logging.", "checkpoint.", "eval.")
 
 # Metrics that are means over finished episodes: absent (not zero) when none finished.
@@ -90,6 +90,13 @@ def check_resumable(saved: dict[str, Any], cfg: Config, directory: Path) -> None
             f"{directory} holds a run with a different config ({first}); pass --fresh to start "
             "over or set run.dir to a new directory"
         )
+    before, after = saved_cfg.run.total_timesteps, cfg.run.total_timesteps
+    schedules = [name for name, kind in (("learning-rate", cfg.ppo.lr_schedule),
+                                         ("entropy", cfg.ppo.ent_schedule)) if kind != "constant"]
+    if before != after and schedules:
+        print(f"run.total_timesteps {before:,} -> {after:,} on resume: the {' and '.join(schedules)} "
+              f"schedule now spans the new total, so its slope changes from this update on",
+              flush=True)
 
 
 def host_metrics(program: TrainProgram, metrics: dict[str, np.ndarray], k: int

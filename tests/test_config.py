@@ -183,3 +183,15 @@ def test_cli_moved_key_is_one_line_and_new_key_works():
     proc = run("--config-override", "arena.combat=false", "--print-config")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["arena"]["combat"] is False
+
+
+def test_no_silent_knobs():
+    """A knob that would have no effect is refused in one line; a saved config with a key the
+    schema lacks does not load as the defaults."""
+    cfg = C.apply_overrides(C.get_recipe("arena_lp"), ["curriculum.num_active_tasks=32"])
+    with pytest.raises(C.ConfigError, match="num_active_tasks=32 has no effect"):
+        C.validate(cfg)
+    saved = C.to_dict(C.get_recipe("arena_ff"))
+    saved["ppo"]["lrr"] = 0.1
+    with pytest.raises(C.ConfigError, match=r"unknown config key ppo\.lrr"):
+        C.from_dict(saved)

@@ -66,3 +66,25 @@ def test_empty_batch_and_batch_columns_are_independent():
               jnp.zeros((3, 2), bool), jnp.zeros((3, 2)), jnp.asarray([LAST, LAST]), G, L)
     np.testing.assert_allclose(np.asarray(two[:, 0]), run(term=(0, 1, 0)), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(two[:, 1]), run(), rtol=1e-6)
+
+
+def test_learner_batch_regresses_values_to_advantages_plus_values():
+    """The value target is advantages + rollout-time values (pinned: a target of advantages
+    alone, or of rewards-to-go, fails here), agents become rows, sequences keep time order."""
+    from types import SimpleNamespace
+
+    from jaxrl_arena.ppo import prepare_batch
+
+    T, N, A = 3, 1, 2
+    per_agent = lambda x: jnp.tile(jnp.asarray(x, jnp.float32)[:, None, None], (1, N, A))
+    tr = SimpleNamespace(
+        reward=per_agent(R), value=per_agent(V), terminated=per_agent([0, 0, 0]).astype(bool),
+        truncated=per_agent([0, 0, 0]).astype(bool), final_value=per_agent([0, 0, 0]),
+        obs=jnp.zeros((T, N, A, 1)), action=jnp.zeros((T, N, A), jnp.int32),
+        log_prob=jnp.zeros((T, N, A)), reset=jnp.zeros((T, N), bool))
+    data, values, returns = prepare_batch(tr, jnp.full((N, A), LAST), (), G, L, horizon=1)
+    adv = np.asarray([4.067168, 4.2044, 3.02])       # test_no_episode_end_bootstraps_through
+    np.testing.assert_allclose(returns[:, 0], adv + np.asarray(V), rtol=1e-6)
+    np.testing.assert_allclose(data.returns.reshape(T, N * A)[:, 1], adv + np.asarray(V), rtol=1e-6)
+    np.testing.assert_allclose(data.advantages.reshape(T, N * A)[:, 0], adv, rtol=1e-6)
+    np.testing.assert_array_equal(values, per_agent(V).reshape(T, N * A))

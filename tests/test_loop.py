@@ -269,3 +269,16 @@ def test_the_loop_resolves_the_config_once(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["ppo"]
     assert isinstance(saved["num_envs"], int) and result.updates >= 1
     assert saved["num_minibatches"] == saved["num_envs"] * 2 * saved["num_steps"] // 16
+
+
+def test_resume_says_when_a_schedule_changes_slope(tmp_path, capsys):
+    from jaxrl_arena.loop import check_resumable
+
+    saved = C.apply_overrides(C.get_recipe("cartpole"), ["ppo.lr_schedule=linear"])
+    longer = C.replace(saved, "run.total_timesteps", 2 * saved.run.total_timesteps)
+    check_resumable(C.to_dict(saved), longer, tmp_path)
+    assert "learning-rate schedule now spans the new total" in capsys.readouterr().out
+    check_resumable(C.to_dict(saved), saved, tmp_path)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(C.ConfigError, match="different config"):
+        check_resumable(C.to_dict(saved), C.replace(saved, "ppo.lr", 1.0), tmp_path)

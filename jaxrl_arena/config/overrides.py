@@ -195,18 +195,26 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def from_dict(data: dict[str, Any], cls: Any = Config) -> Any:
+def from_dict(data: dict[str, Any], cls: Any = Config, _path: str = "") -> Any:
     """The config a dict of :func:`to_dict` describes; a whole ``Config`` is read through
-    :func:`migrate` (saved configs of older layouts). Keys the schema lacks are ignored."""
+    :func:`migrate` (saved configs of older layouts). A key the schema lacks is an error
+    naming it (a misspelt knob must not load as its default)."""
     if cls is Config:
         data = migrate(data)
+    fields = _fields(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key {_path}{unknown[0]}"
+                          f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}; "
+                          f"{f'keys of {_path[:-1]}' if _path else 'top-level keys'}: "
+                          f"{', '.join(fields)}")
     kwargs = {}
-    for name, tp in _fields(cls).items():
+    for name, tp in fields.items():
         if name not in data:
             continue
         value = data[name]
         if dataclasses.is_dataclass(tp):
-            value = from_dict(value, tp)
+            value = from_dict(value, tp, f"{_path}{name}.")
         elif typing.get_origin(tp) is tuple:
             value = tuple(value)
         kwargs[name] = value

@@ -148,13 +148,15 @@ class PPOConfig:
 @dataclasses.dataclass(frozen=True)
 class CurriculumConfig:
     """Which task each env plays next (jaxrl_arena/curriculum/). ``None`` = the kind's
-    default (the spec's numbers; see ``jaxrl_arena.curriculum.base.LP_KNOBS`` etc.)."""
+    default (the spec's numbers; see ``jaxrl_arena.curriculum.factory.LP_KNOBS`` etc.)."""
 
     kind: Literal["uniform", "learning_progress", "arena_lp", "arena_uniform", "staged"] = "uniform"
     # Learning progress (arena.md §12.2 with the §12.4 corrections)
     ema_timescale: float | None = None  # 0.001
     progress_smoothing: float | None = None  # 0.05
-    num_active_tasks: int | None = None  # 16 (accepted; EMAs advance per task)
+    # v1's active-set size: refused when set (every task's EMAs advance as soon as it has new
+    # outcomes, and the arena_lp pool is sized by pool_size); kept so old configs load.
+    num_active_tasks: int | None = None
     rand_task_rate: float | None = None  # 0.25, mixed into episode sampling
     sample_threshold: int | None = None  # 10 outcomes per EMA step
     memory: int | None = None  # 25 outcomes per task
@@ -162,7 +164,7 @@ class CurriculumConfig:
     explore_rate: float | None = None  # 0.2
     explore_boost: float | None = None  # 2.0
     score_min: float | None = None  # score map: clip((return - min) / (max - min), 0, 1)
-    score_max: float | None = None  # 1.0 for named tasks, 20.0 for arena_lp (ARENA_SCORE_MAX)
+    score_max: float | None = None  # 1.0 for named tasks; arena_lp: its task space's (20.0)
     seed: int | None = None  # 0
     # Pool of live tasks over a generated space (arena_lp)
     pool_size: int | None = None  # 256

@@ -78,6 +78,11 @@ def validate(cfg: Config, *, num_agents: int = 1, num_devices: int = 1) -> None:
             if changed:
                 raise ConfigError(f"{section}.{changed[0]} applies to env.name={section} only, "
                                   f"not {cfg.env.name!r}")
+    if cfg.curriculum.num_active_tasks is not None:
+        raise ConfigError(
+            f"curriculum.num_active_tasks={cfg.curriculum.num_active_tasks} has no effect: "
+            "learning progress refreshes every task as soon as it has new outcomes, and the "
+            "arena_lp pool's size is curriculum.pool_size")
     ppo = cfg.ppo
     positive = {
         "ppo.num_steps": ppo.num_steps,
