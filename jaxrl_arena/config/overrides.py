@@ -198,11 +198,12 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
 def from_dict(data: dict[str, Any], cls: Any = Config, _path: str = "") -> Any:
     """The config a dict of :func:`to_dict` describes; a whole ``Config`` is read through
     :func:`migrate` (saved configs of older layouts). A key the schema lacks is an error
-    naming it (a misspelt knob must not load as its default)."""
+    naming it (a misspelt knob must not load as its default); ``_``-keys are metadata."""
     if cls is Config:
         data = migrate(data)
     fields = _fields(cls)
-    unknown = sorted(set(data) - set(fields))
+    # Keys starting with "_" are metadata saved beside a config (config.json's "_resolved").
+    unknown = sorted(k for k in set(data) - set(fields) if not k.startswith("_"))
     if unknown:
         raise ConfigError(f"unknown config key {_path}{unknown[0]}"
                           f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}; "
