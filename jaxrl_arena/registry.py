@@ -38,6 +38,11 @@ def make(cfg: Config) -> MultiAgentEnv:
         from envs.gymnax_adapter import GymnaxAdapter
 
         env, params = gymnax.make(name)
+        from gymnax.environments import spaces
+
+        if not isinstance(env.action_space(params), spaces.Discrete):
+            raise ConfigError(f"env.name={name} has a continuous action space; the trainer's "
+                              "policies act in discrete spaces (e.g. CartPole-v1, Acrobot-v1)")
         return GymnaxAdapter(env, params, max_steps=int(cfg.env.max_steps or 0))
     known = list(PROJECT_ENVS) + gymnax_names()
     raise ConfigError(f"unknown env {name!r}; known envs: {', '.join(known)}")

@@ -89,6 +89,7 @@ def test_cli_errors_are_one_line_and_nonzero():
         (["--config-override", "ppo.num_envs=x"], "error: bad value 'x' for ppo.num_envs"),
         (["--recipe", "nope"], "error: unknown recipe 'nope'"),
         (["--env", "NoSuchEnv"], "error: unknown gymnax env 'NoSuchEnv'"),
+        (["--env", "Pendulum-v1"], "error: env.name=Pendulum-v1 has a continuous action space"),
         (["--config-override", "ppo.num_envs=4", "ppo.num_steps=3", "run.dir=/tmp/jaxrl_bad"],
          "not divisible by ppo.num_minibatches=4"),
     ]:
