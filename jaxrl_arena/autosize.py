@@ -119,10 +119,7 @@ def resolve_num_envs(cfg: Config, env, devices, ab=None,
     if budget is None:
         # No device memory figure (CPU): more envs cost time, not memory; take the cap
         # without compiling trial programs.
-        n = 1
-        while n * 2 <= per_device_cap:
-            n *= 2
-        n *= d
+        n = _power_of_two_at_most(per_device_cap) * d
         report = f"auto: {n} envs (CPU cap of {CPU_MAX_AGENT_ROWS_PER_DEVICE} agent rows per device)"
         print(f"ppo.num_envs=auto -> {n}: {report[6:]}")
         return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=n)), report

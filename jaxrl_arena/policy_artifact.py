@@ -206,12 +206,17 @@ def source_params(path, env=None) -> tuple[Any, str]:
 def init_params_from(state_params, path, allow: Sequence[str] = (),
                      print_fn: Callable[[str], None] = print, env=None):
     """Train-state parameters (leading run axis) with every run starting from ``path``'s
-    parameters (strict ``transfer``); prints the report. ``env``: as ``restore_run_params``."""
+    parameters (strict ``transfer``); prints the report. Without ``allow`` patterns the
+    transfer is full, and the placed parameters are checked element for element against the
+    source. ``env``: as ``restore_run_params``."""
     source, label = source_params(path, env)
     one = jax.tree.map(lambda x: x[0], state_params)
     params, report = transfer(one, source, allow)
     print_fn(f"run.init_from {label}: " + "; ".join(report.lines()))
-    runs = jax.tree.leaves(state_params)[0].shape[0]
-    stacked = jax.tree.map(lambda x, ref: jnp.broadcast_to(x, ref.shape).astype(ref.dtype),
-                           jax.tree.map(lambda x: x[None].repeat(runs, 0), params), state_params)
-    return jax.tree.map(lambda x, ref: jax.device_put(x, ref.sharding), stacked, state_params)
+    placed = jax.tree.map(
+        lambda x, ref: jax.device_put(jnp.broadcast_to(x[None], ref.shape).astype(ref.dtype),
+                                      ref.sharding), params, state_params)
+    if not allow:
+        jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a)[0], b),
+                     jax.device_get(placed), jax.device_get(source))
+    return placed
