@@ -1,15 +1,25 @@
-"""Per-agent action handlers and the two sequential priority passes (spec §6, §7).
+"""Per-agent action handlers and the two priority passes (spec §6, §7).
 
-Agents are processed one after another in the step's order (a ``lax.fori_loop``); every
-handler is branch-free (masks + ``jnp.where``) so the loop body is the same for all agents and
-vmaps cleanly. Pass 1 handles attacks, pass 0 everything else; an invalid action id is counted
-in both passes (§6.3).
+The engine processes agents one after another in the step's order: pass 1 handles attacks,
+pass 0 everything else; an invalid action id is counted in both passes (§6.3). Every handler
+is branch-free (masks + ``jnp.where``), so one agent's turn is the same program for all agents
+and vmaps cleanly.
 
-The loop body runs 2 * num_agents times per step, so it is kept to a handful of memory
-operations: during the passes every agent is one packed int32 row (inventory, list order,
-stats, frozen counter, position, orientation, motion counters, success flag) and every
-converter one packed row; a handler loads the rows it touches (the actor, its target agent or
-converter), updates them as local values and stores each row once.
+Most turns do not depend on the order: an agent that moves into a free cell nobody else
+targets, bumps a standing agent, puts to or gets from a converter no other agent uses, or
+attacks without enough lasers changes only its own row and cells nobody else reads.
+``run_agents`` therefore takes those turns for all agents at once from the board at the pass
+start and runs the ordered loop only over the agents whose turns can interact (movers
+targeting the same cell or each other's cell, converters shared, attacks that can land and
+attackers in their scan blocks), a few per chunk. ``run_agents_ordered`` is the literal
+ordered loop; tests hold the two equal state for state.
+
+During the passes every agent is one packed int32 row (inventory, list order, stats, frozen
+counter, position, orientation, motion counters, success flag) and every converter one packed
+row; a handler loads the rows it touches (the actor, its target agent or converter), updates
+them as local values and returns the rows to store. Inventory sequence numbers (the list
+order) advance by a fixed amount per turn, so a turn's numbers follow from its position in the
+order, whichever way it is computed.
 
 Section marks (§) cite docs/specs/arena.md.
 """
@@ -27,9 +37,12 @@ from envs.arena.state import EnvParams, EnvState
 
 _LIMIT = jnp.asarray(K.AGENT_INV_LIMIT)
 _SEQ_STRIDE = 16  # inv_seq advance per inventory operation (> max rank within one operation)
+# inv_seq advance per turn: 4 inventory operations in an attack turn, 6 in a pass-0 turn
+_PASS1_SEQ = 4 * _SEQ_STRIDE
+_PASS0_SEQ = 6 * _SEQ_STRIDE
 R = K.NUM_RESOURCES
-# Unrolling the agent loops by 2 lets XLA fuse across iterations: +35% steps/s on an H100
-# (41M -> 56M agent-steps/s, 16384 envs, dense obs); 4 adds little.
+# Unrolling the agent loops by 2 lets XLA fuse across iterations (the ordered loop over 24
+# agents: +35% steps/s on an H100, 16384 envs, dense obs; 4 added little).
 _UNROLL = 2
 
 
@@ -216,32 +229,36 @@ def _clip_to_grid(grid, r, c):
 
 
 # ----------------------------------------------------------------------------- attack (pass 1)
-def attack_agent(b: Board, s: EnvState, i, action, params: EnvParams) -> Board:
-    """Priority-1 pass for agent ``i``; ``s`` supplies the parts the passes do not change."""
-    me = _stat(_unpack_agent(b.agents[i]), K.S_INVALID_TYPE, _invalid(action))
+class AttackRows(NamedTuple):
+    """What agent ``i``'s attack changes: its own row and its target's (``j``; when there is
+    no target ``j`` is some agent whose row ``target`` holds unchanged)."""
+
+    me: jax.Array  # int32[AGENT_ROW]
+    j: jax.Array
+    target: jax.Array  # int32[AGENT_ROW]
+
+
+def attack_rows(agents, grid_agent, i, action, seq0, params: EnvParams) -> AttackRows:
+    """Priority-1 handler of agent ``i`` on the packed ``agents`` (§6, §7.5); ``seq0`` is the
+    inventory sequence number of its turn."""
+    me = _stat(_unpack_agent(agents[i]), K.S_INVALID_TYPE, _invalid(action))
     handled = (action >= K.A_ATTACK0) & (action < K.NUM_ACTIONS)
     me, active = _frozen_gate(me, handled)
     # ok = has the required lasers and the attack lands; motion bookkeeping runs either way
     run = active & (me.inv[K.LASER] >= params.attack_cost)
 
     # Target scan: the 3x3 block ahead, by distance, centre / left / right (§7.5).
-    fr, fc = jnp.asarray(K.DIR_DR)[me.ori], jnp.asarray(K.DIR_DC)[me.ori]
-    rr, rc = jnp.asarray(K.RIGHT_DR)[me.ori], jnp.asarray(K.RIGHT_DC)[me.ori]
-    dist = jnp.asarray([d for d, _ in K.ATTACK_SCAN], jnp.int32)
-    side = jnp.asarray([sd for _, sd in K.ATTACK_SCAN], jnp.int32)
-    sr, sc = _clip_to_grid(b.grid_agent, me.r + dist * fr + side * rr, me.c + dist * fc + side * rc)
-    occ = b.grid_agent[sr, sc].astype(jnp.int32)
+    occ = _attack_scan(grid_agent, me.r, me.c, me.ori)
     found = occ >= 0
     count = jnp.cumsum(found)
     want = jnp.minimum(action - K.A_ATTACK0 + 1, count[-1])  # the k-th hit, else the last one
     j = jnp.sum(jnp.where(found & (count == want), occ, 0))
     ok = run & (count[-1] > 0)
 
-    target = _unpack_agent(b.agents[j])
+    target = _unpack_agent(agents[j])
     blocked = ok & (target.inv[K.ARMOR] >= 1)
     hit = ok & ~blocked
     steal = hit & (target.frozen == 0)
-    seq0 = b.inv_seq
     # Blocked: the target loses one armor, keeps everything else and is not frozen.
     target, _ = agent_inventory_add(
         target, jnp.zeros(R, jnp.int32).at[K.ARMOR].set(-1), 0, blocked, seq0
@@ -262,14 +279,62 @@ def attack_agent(b: Board, s: EnvState, i, action, params: EnvParams) -> Board:
     me = _stat(me, K.S_BLOCKED, blocked)
     me = _stat(me, K.S_WASTED, hit & ~steal)
     me = _finish(me, handled, active, ok, K.H_ATTACK, moved=False)
+    return AttackRows(_pack_agent(me), j, _pack_agent(target))
+
+
+def _attack_scan(grid_agent, r, c, ori):
+    """Agent ids (or -1) in the attack scan cells of an agent at (r, c) facing ``ori``."""
+    fr, fc = jnp.asarray(K.DIR_DR)[ori], jnp.asarray(K.DIR_DC)[ori]
+    rr, rc = jnp.asarray(K.RIGHT_DR)[ori], jnp.asarray(K.RIGHT_DC)[ori]
+    dist = jnp.asarray([d for d, _ in K.ATTACK_SCAN], jnp.int32)
+    side = jnp.asarray([sd for _, sd in K.ATTACK_SCAN], jnp.int32)
+    sr, sc = _clip_to_grid(grid_agent, r + dist * fr + side * rr, c + dist * fc + side * rc)
+    return grid_agent[sr, sc].astype(jnp.int32)
+
+
+def apply_attack(b: Board, i, action, seq0, params: EnvParams, live=True) -> Board:
+    """Agent ``i``'s attack turn written into the board (nothing changes where not ``live``)."""
+    res = attack_rows(b.agents, b.grid_agent, i, action, seq0, params)
     # j == i only when there is no target (its row is then unchanged): store i last.
-    agents = b.agents.at[j].set(_pack_agent(target)).at[i].set(_pack_agent(me))
-    return b._replace(agents=agents, inv_seq=seq0 + 4 * _SEQ_STRIDE)
+    agents = b.agents.at[res.j].set(jnp.where(live, res.target, b.agents[res.j]))
+    agents = agents.at[i].set(jnp.where(live, res.me, b.agents[i]))
+    return b._replace(agents=agents)
+
+
+def attack_serial_mask(b: Board, actions, params: EnvParams):
+    """bool[A]: the agents whose pass-1 turn depends on the processing order. An attack that
+    can land (active, enough lasers) changes its target's row; an attacker in the scan block
+    of such an attack may be frozen before its turn. Every other agent's pass-1 turn changes
+    only its own row, and no order-dependent turn changes it (a target that does not attack
+    only books its invalid-id stat, which commutes with what is done to it)."""
+    n = actions.shape[0]
+    a = jax.vmap(_unpack_agent)(b.agents)
+    handled = (actions >= K.A_ATTACK0) & (actions < K.NUM_ACTIONS)
+    live = handled & (a.frozen == 0) & (a.inv[:, K.LASER] >= params.attack_cost)
+    occ = jax.vmap(_attack_scan, (None, 0, 0, 0))(b.grid_agent, a.r, a.c, a.ori)  # [A, 9]
+    in_block = jnp.zeros(n + 1, bool).at[jnp.where(live[:, None] & (occ >= 0), occ, n)].set(True)
+    return live | (handled & in_block[:n])
 
 
 # ----------------------------------------------------------------------------- pass 0
-def act_agent(b: Board, s: EnvState, i, action, params: EnvParams) -> Board:
-    """Priority-0 pass for agent ``i`` (noop, move-or-use, put, get)."""
+class ActRows(NamedTuple):
+    """What agent ``i``'s pass-0 turn changes: its row, the converter in front (``ci``; row
+    ``conv``, changed only where ``uses_conv``) and the two grid cells it writes (its own and
+    the one in front, ``cells_val``; different from before only where ``moves``)."""
+
+    me: jax.Array  # int32[AGENT_ROW]
+    ci: jax.Array
+    conv: jax.Array  # int32[CONV_ROW]
+    uses_conv: jax.Array
+    moves: jax.Array
+    cells_r: jax.Array  # int32[2]: (own cell, cell in front)
+    cells_c: jax.Array
+    cells_val: jax.Array  # int8[2]
+
+
+def act_rows(b: Board, s: EnvState, i, action, seq0, params: EnvParams) -> ActRows:
+    """Priority-0 handler of agent ``i`` (noop, move-or-use, put, get); ``seq0`` is the
+    inventory sequence number of its turn."""
     me = _stat(_unpack_agent(b.agents[i]), K.S_INVALID_TYPE, _invalid(action))
     handled = (action >= 0) & (action < K.A_ATTACK0)
     me, active = _frozen_gate(me, handled)
@@ -288,13 +353,11 @@ def act_agent(b: Board, s: EnvState, i, action, params: EnvParams) -> Board:
     can_move = (obj == K.CELL_EMPTY) & (other < 0)
     moves = active & is_move & can_move
     move_ok = can_move | (other >= 0)  # bumping an agent is a successful no-move ("use")
-    # both cells in one scatter (they differ: the target is a neighbour)
     cells_val = jnp.where(
         moves,
         jnp.stack([jnp.int8(-1), i.astype(jnp.int8)]),
         jnp.stack([i.astype(jnp.int8), other.astype(jnp.int8)]),
     )
-    grid_agent = b.grid_agent.at[jnp.stack([r0, tr]), jnp.stack([c0, tc])].set(cells_val)
     me = me._replace(ori=ori, r=jnp.where(moves, tr, r0), c=jnp.where(moves, tc, c0))
 
     # put_items / get_items on the converter in front (obj = its index, or a negative code).
@@ -304,7 +367,6 @@ def act_agent(b: Board, s: EnvState, i, action, params: EnvParams) -> Board:
     cooling = s.conv_cooling[ci]  # no handler changes it
     facing_conv = (obj >= 0) & (kind >= 0)
     kind = jnp.clip(kind, 0, K.NUM_CONV_KINDS - 1)
-    seq0 = b.inv_seq
     # put: one recipe's worth of each input, in item-id order, maybe_start after each item
     do_put = active & is_put & facing_conv
     put = jnp.zeros(R, jnp.int32)
@@ -337,26 +399,145 @@ def act_agent(b: Board, s: EnvState, i, action, params: EnvParams) -> Board:
     )
     handler = jnp.select([is_move, is_put, is_get], [K.H_MOVE, K.H_PUT, K.H_GET], K.H_NOOP)
     me = _finish(me, handled, active, ok, handler, moved=moves)
-    return Board(
-        agents=b.agents.at[i].set(_pack_agent(me)),
-        convs=b.convs.at[ci].set(_pack_conv(conv)),
+    return ActRows(_pack_agent(me), ci, _pack_conv(conv), do_put | do_get, moves,
+                   jnp.stack([r0, tr]), jnp.stack([c0, tc]), cells_val)
+
+
+def apply_act(b: Board, s: EnvState, i, action, seq0, params: EnvParams, live=True) -> Board:
+    """Agent ``i``'s pass-0 turn written into the board (nothing changes where not ``live``)."""
+    res = act_rows(b, s, i, action, seq0, params)
+    old_cells = b.grid_agent[res.cells_r, res.cells_c]
+    # both cells in one scatter (they differ: the target is a neighbour)
+    grid_agent = b.grid_agent.at[res.cells_r, res.cells_c].set(
+        jnp.where(live, res.cells_val, old_cells))
+    return b._replace(
+        agents=b.agents.at[i].set(jnp.where(live, res.me, b.agents[i])),
+        convs=b.convs.at[res.ci].set(jnp.where(live, res.conv, b.convs[res.ci])),
         grid_agent=grid_agent,
-        inv_seq=seq0 + 6 * _SEQ_STRIDE,
     )
 
 
-def run_agents(s: EnvState, actions, order, params: EnvParams):
-    """Both priority passes over the agents in ``order``; returns (state, action_success)."""
+def act_serial_mask(b: Board, s: EnvState, actions):
+    """bool[A]: the agents whose pass-0 turn depends on the processing order: movers that
+    target the same free cell, a mover and the mover whose cell it targets, and agents that
+    put to or get from the same converter. Every other turn changes only the agent's own row,
+    cells no other turn reads or writes, and a converter no other agent uses."""
     n = actions.shape[0]
+    a = jax.vmap(_unpack_agent)(b.agents)
+    handled = (actions >= 0) & (actions < K.A_ATTACK0)
+    active = handled & (a.frozen == 0)
+    is_move = (actions >= K.A_MOVE_N) & (actions <= K.A_MOVE_E)
+    ori = jnp.where(active & is_move, jnp.clip(actions - K.A_MOVE_N, 0, 3), a.ori)
+    tr, tc = _clip_to_grid(
+        b.grid_agent, a.r + jnp.asarray(K.DIR_DR)[ori], a.c + jnp.asarray(K.DIR_DC)[ori]
+    )
+    obj = s.grid_obj[tr, tc].astype(jnp.int32)
+    other = b.grid_agent[tr, tc].astype(jnp.int32)
+    # Only a move into an object-free cell can change the grid.
+    mover = active & is_move & (obj == K.CELL_EMPTY)
+    others = ~jnp.eye(n, dtype=bool)
+    same_cell = jnp.any(mover[:, None] & mover[None, :] & others
+                        & (tr[:, None] == tr[None, :]) & (tc[:, None] == tc[None, :]), axis=1)
+    behind_mover = mover & (other >= 0) & mover[jnp.clip(other, 0, n - 1)]
+    vacating = jnp.zeros(n + 1, bool).at[jnp.where(behind_mover, other, n)].set(True)[:n]
+    kind = s.conv_kind[jnp.maximum(obj, 0)]
+    uses = active & ((actions == K.A_PUT) | (actions == K.A_GET)) & (obj >= 0) & (kind >= 0)
+    shared_conv = jnp.any(uses[:, None] & uses[None, :] & others & (obj[:, None] == obj[None, :]),
+                          axis=1)
+    return same_cell | behind_mover | vacating | shared_conv
 
-    def make_body(handler):
-        def body(p, b):
-            i = order[p].astype(jnp.int32)
-            return handler(b, s, i, actions[i], params)
 
-        return body
+# ----------------------------------------------------------------------------- the passes
+def _serial_turns(b: Board, serial, order, turn, slots_per_chunk: int) -> Board:
+    """``b = turn(b, i, live)`` for the ``serial`` agents in processing order, ``k`` turns per
+    chunk: the first chunk always runs, further chunks (more than ``k`` serial agents) in a
+    ``lax.while_loop``. Padding turns (``live`` false) change nothing."""
+    n = serial.shape[0]
+    k = max(1, min(int(slots_per_chunk), n))
+    by_pos = serial[order]
+    rank = jnp.cumsum(by_pos) - 1
+    padded = -(-n // k) * k
+    slots = jnp.full(padded, n, jnp.int32).at[jnp.where(by_pos, rank, padded)].set(
+        order, mode="drop")
+    count = jnp.sum(by_pos, dtype=jnp.int32)
 
+    def chunk(c, b):
+        def body(t, b):
+            i = slots[c * k + t]
+            return turn(b, jnp.minimum(i, n - 1), i < n)
+
+        return jax.lax.fori_loop(0, k, body, b, unroll=min(k, _UNROLL))
+
+    b = chunk(0, b)
+    if k == n:
+        return b
+    return jax.lax.while_loop(lambda cb: cb[0] * k < count,
+                              lambda cb: (cb[0] + 1, chunk(*cb)), (1, b))[1]
+
+
+def run_agents(s: EnvState, actions, order, params: EnvParams,
+               serial_slots: tuple[int, int] = (4, 4)):
+    """Both priority passes over the agents in ``order``; returns (state, action_success).
+
+    Exactly the engine's ordered passes (``run_agents_ordered``), computed in parallel: in each
+    pass the turns that do not depend on the order (``attack_serial_mask``,
+    ``act_serial_mask``) are taken at once from the board at the pass start, then the others
+    one after another in order, ``serial_slots`` (pass 1, pass 0) per chunk. Each turn's
+    inventory sequence numbers come from its position in the order, as in the ordered loop."""
+    n = actions.shape[0]
+    agents_idx = jnp.arange(n, dtype=jnp.int32)
+    position = jnp.zeros(n, jnp.int32).at[order].set(agents_idx)
     b = pack_board(s)
-    b = jax.lax.fori_loop(0, n, make_body(attack_agent), b, unroll=_UNROLL)
-    b = jax.lax.fori_loop(0, n, make_body(act_agent), b, unroll=_UNROLL)
+    start = b.inv_seq
+
+    # Pass 1: attacks.
+    seq1 = start + position * _PASS1_SEQ
+    serial = attack_serial_mask(b, actions, params)
+    par = jax.vmap(lambda i: attack_rows(b.agents, b.grid_agent, i, actions[i], seq1[i],
+                                         params).me)(agents_idx)
+    b = b._replace(agents=jnp.where(serial[:, None], b.agents, par))
+    b = _serial_turns(b, serial, order,
+                      lambda b, i, live: apply_attack(b, i, actions[i], seq1[i], params, live),
+                      serial_slots[0])
+
+    # Pass 0: noop, move-or-use, put, get.
+    seq0 = start + n * _PASS1_SEQ + position * _PASS0_SEQ
+    serial = act_serial_mask(b, s, actions)
+    par = jax.vmap(lambda i: act_rows(b, s, i, actions[i], seq0[i], params))(agents_idx)
+    h, _ = b.grid_agent.shape
+    free = ~serial
+    moved = free & par.moves
+    conv_rows = jnp.where(free & par.uses_conv, par.ci, b.convs.shape[0])
+    grid = b.grid_agent.at[jnp.where(moved, par.cells_r[:, 0], h), par.cells_c[:, 0]].set(
+        jnp.int8(-1), mode="drop")
+    grid = grid.at[jnp.where(moved, par.cells_r[:, 1], h), par.cells_c[:, 1]].set(
+        agents_idx.astype(jnp.int8), mode="drop")
+    b = Board(agents=jnp.where(free[:, None], par.me, b.agents),
+              convs=b.convs.at[conv_rows].set(par.conv, mode="drop"),
+              grid_agent=grid, inv_seq=b.inv_seq)
+    b = _serial_turns(b, serial, order,
+                      lambda b, i, live: apply_act(b, s, i, actions[i], seq0[i], params, live),
+                      serial_slots[1])
+    b = b._replace(inv_seq=start + n * (_PASS1_SEQ + _PASS0_SEQ))
+    return unpack_board(s, b)
+
+
+def run_agents_ordered(s: EnvState, actions, order, params: EnvParams):
+    """The engine's passes literally: every agent's turn in ``order``, pass 1 then pass 0
+    (the reference ``run_agents`` is tested against)."""
+    n = actions.shape[0]
+    b = pack_board(s)
+    start = b.inv_seq
+
+    def pass1(p, b):
+        i = order[p]
+        return apply_attack(b, i, actions[i], start + p * _PASS1_SEQ, params)
+
+    def pass0(p, b):
+        i = order[p]
+        return apply_act(b, s, i, actions[i], start + n * _PASS1_SEQ + p * _PASS0_SEQ, params)
+
+    b = jax.lax.fori_loop(0, n, pass1, b, unroll=_UNROLL)
+    b = jax.lax.fori_loop(0, n, pass0, b, unroll=_UNROLL)
+    b = b._replace(inv_seq=start + n * (_PASS1_SEQ + _PASS0_SEQ))
     return unpack_board(s, b)
