@@ -292,13 +292,11 @@ def _attack_scan(grid_agent, r, c, ori):
     return grid_agent[sr, sc].astype(jnp.int32)
 
 
-def apply_attack(b: Board, i, action, seq0, params: EnvParams, live=True) -> Board:
-    """Agent ``i``'s attack turn written into the board (nothing changes where not ``live``)."""
+def apply_attack(b: Board, i, action, seq0, params: EnvParams) -> Board:
+    """Agent ``i``'s attack turn written into the board."""
     res = attack_rows(b.agents, b.grid_agent, i, action, seq0, params)
     # j == i only when there is no target (its row is then unchanged): store i last.
-    agents = b.agents.at[res.j].set(jnp.where(live, res.target, b.agents[res.j]))
-    agents = agents.at[i].set(jnp.where(live, res.me, b.agents[i]))
-    return b._replace(agents=agents)
+    return b._replace(agents=b.agents.at[res.j].set(res.target).at[i].set(res.me))
 
 
 def attack_serial_mask(b: Board, actions, params: EnvParams):
@@ -403,17 +401,14 @@ def act_rows(b: Board, s: EnvState, i, action, seq0, params: EnvParams) -> ActRo
                    jnp.stack([r0, tr]), jnp.stack([c0, tc]), cells_val)
 
 
-def apply_act(b: Board, s: EnvState, i, action, seq0, params: EnvParams, live=True) -> Board:
-    """Agent ``i``'s pass-0 turn written into the board (nothing changes where not ``live``)."""
+def apply_act(b: Board, s: EnvState, i, action, seq0, params: EnvParams) -> Board:
+    """Agent ``i``'s pass-0 turn written into the board."""
     res = act_rows(b, s, i, action, seq0, params)
-    old_cells = b.grid_agent[res.cells_r, res.cells_c]
-    # both cells in one scatter (they differ: the target is a neighbour)
-    grid_agent = b.grid_agent.at[res.cells_r, res.cells_c].set(
-        jnp.where(live, res.cells_val, old_cells))
     return b._replace(
-        agents=b.agents.at[i].set(jnp.where(live, res.me, b.agents[i])),
-        convs=b.convs.at[res.ci].set(jnp.where(live, res.conv, b.convs[res.ci])),
-        grid_agent=grid_agent,
+        agents=b.agents.at[i].set(res.me),
+        convs=b.convs.at[res.ci].set(res.conv),
+        # both cells in one scatter (they differ: the target is a neighbour)
+        grid_agent=b.grid_agent.at[res.cells_r, res.cells_c].set(res.cells_val),
     )
 
 
@@ -448,41 +443,32 @@ def act_serial_mask(b: Board, s: EnvState, actions):
 
 
 # ----------------------------------------------------------------------------- the passes
-def _serial_turns(b: Board, serial, order, turn, slots_per_chunk: int) -> Board:
-    """``b = turn(b, i, live)`` for the ``serial`` agents in processing order, ``k`` turns per
-    chunk: the first chunk always runs, further chunks (more than ``k`` serial agents) in a
-    ``lax.while_loop``. Padding turns (``live`` false) change nothing."""
+def _serial_turns(b: Board, serial, order, turn) -> Board:
+    """``b = turn(b, i)`` for the ``serial`` agents, one after another in processing order.
+
+    A ``lax.while_loop`` of one turn per iteration: under ``vmap`` it runs as many iterations
+    as the env with the most ordered turns needs (none when no env has any), one copy of the
+    turn in the program."""
     n = serial.shape[0]
-    k = max(1, min(int(slots_per_chunk), n))
     by_pos = serial[order]
-    rank = jnp.cumsum(by_pos) - 1
-    padded = -(-n // k) * k
-    slots = jnp.full(padded, n, jnp.int32).at[jnp.where(by_pos, rank, padded)].set(
+    slots = jnp.full(n, n, jnp.int32).at[jnp.where(by_pos, jnp.cumsum(by_pos) - 1, n)].set(
         order, mode="drop")
     count = jnp.sum(by_pos, dtype=jnp.int32)
 
-    def chunk(c, b):
-        def body(t, b):
-            i = slots[c * k + t]
-            return turn(b, jnp.minimum(i, n - 1), i < n)
+    def body(tb):
+        t, b = tb
+        return t + 1, turn(b, slots[t])
 
-        return jax.lax.fori_loop(0, k, body, b, unroll=min(k, _UNROLL))
-
-    b = chunk(0, b)
-    if k == n:
-        return b
-    return jax.lax.while_loop(lambda cb: cb[0] * k < count,
-                              lambda cb: (cb[0] + 1, chunk(*cb)), (1, b))[1]
+    return jax.lax.while_loop(lambda tb: tb[0] < count, body, (jnp.int32(0), b))[1]
 
 
-def run_agents(s: EnvState, actions, order, params: EnvParams,
-               serial_slots: tuple[int, int] = (4, 4)):
+def run_agents(s: EnvState, actions, order, params: EnvParams):
     """Both priority passes over the agents in ``order``; returns (state, action_success).
 
     Exactly the engine's ordered passes (``run_agents_ordered``), computed in parallel: in each
     pass the turns that do not depend on the order (``attack_serial_mask``,
     ``act_serial_mask``) are taken at once from the board at the pass start, then the others
-    one after another in order, ``serial_slots`` (pass 1, pass 0) per chunk. Each turn's
+    one after another in order (``_serial_turns``). Each turn's
     inventory sequence numbers come from its position in the order, as in the ordered loop."""
     n = actions.shape[0]
     agents_idx = jnp.arange(n, dtype=jnp.int32)
@@ -497,8 +483,7 @@ def run_agents(s: EnvState, actions, order, params: EnvParams,
                                          params).me)(agents_idx)
     b = b._replace(agents=jnp.where(serial[:, None], b.agents, par))
     b = _serial_turns(b, serial, order,
-                      lambda b, i, live: apply_attack(b, i, actions[i], seq1[i], params, live),
-                      serial_slots[0])
+                      lambda b, i: apply_attack(b, i, actions[i], seq1[i], params))
 
     # Pass 0: noop, move-or-use, put, get.
     seq0 = start + n * _PASS1_SEQ + position * _PASS0_SEQ
@@ -516,8 +501,7 @@ def run_agents(s: EnvState, actions, order, params: EnvParams,
               convs=b.convs.at[conv_rows].set(par.conv, mode="drop"),
               grid_agent=grid, inv_seq=b.inv_seq)
     b = _serial_turns(b, serial, order,
-                      lambda b, i, live: apply_act(b, s, i, actions[i], seq0[i], params, live),
-                      serial_slots[1])
+                      lambda b, i: apply_act(b, s, i, actions[i], seq0[i], params))
     b = b._replace(inv_seq=start + n * (_PASS1_SEQ + _PASS0_SEQ))
     return unpack_board(s, b)
 

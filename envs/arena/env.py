@@ -50,8 +50,6 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
         easy_altar / shaped_rewards / combat / desync_episodes: the task switches of the env's
             one named task (``named_tasks``: ``arena/combat`` or ``arena/basic``) and of its
             evaluation suites (``eval_sets``, §12.1).
-        serial_slots: agents whose turns can interact (attack pass, other pass) that the step
-            orders per chunk (``envs.arena.actions.run_agents``): more take further chunks.
     """
 
     # Episodes end only by termination (episode_truncates=False): nothing to bootstrap.
@@ -69,7 +67,6 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
         shaped_rewards: bool = True,
         combat: bool = True,
         desync_episodes: bool = False,
-        serial_slots: tuple[int, int] = (4, 4),
     ):
         if obs_kind not in OBS_KINDS:
             raise ValueError(f"obs_kind must be one of {OBS_KINDS}, got {obs_kind!r}")
@@ -79,7 +76,6 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
         self.switches = dict(easy_altar=bool(easy_altar), shaped_rewards=bool(shaped_rewards),
                              combat=bool(combat))
         self.desync_episodes = bool(desync_episodes)
-        self.serial_slots = tuple(int(k) for k in serial_slots)
         self.layout = None
         if map_shape is None:
             self.layout = MapLayout(self.num_agents, tuple(int(x) for x in quadrant_capacity))
@@ -187,8 +183,7 @@ class ArenaEnv(MultiAgentEnv[EnvState, EnvParams]):
         now = state.time + 1
         state = state.replace(time=now)
         state = fire_events(state, now, params)
-        state, success = run_agents(state, action, order.astype(jnp.int32), params,
-                                    serial_slots=self.serial_slots)
+        state, success = run_agents(state, action, order.astype(jnp.int32), params)
         valid = (action >= 0) & (action < K.NUM_ACTIONS)
         state = state.replace(agent_last_action=jnp.where(valid, action, 0).astype(jnp.uint8))
         obs = self.observe(state)  # before the rewards: the last_reward token stays 0 (§9.5)
