@@ -27,7 +27,7 @@ def main() -> int:
         path, source = render_run_episode(cfg, args.recipe, args.render_episode, args.render_steps)
         print(f"wrote {path} ({source})")
         return 0
-    return cli.train_and_report(cfg, args, "npp", "env_agent/success", "success rate")
+    return cli.train_and_report(cfg, args, "npp", "overview/success_rate", "success rate")
 
 
 def render_run_episode(cfg, recipe: str, out: str, steps: int) -> tuple[str, str]:

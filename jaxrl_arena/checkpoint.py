@@ -6,27 +6,48 @@ Layout of a checkpoint directory (Orbax ``CheckpointManager``, one sub-directory
     <directory>/<step>/metadata/    the run metadata (JSON)
     <directory>/<step>/checksums/   CRC32, dtype and shape of every state leaf (JSON)
     <directory>/_unrestorable/      checkpoints that failed to restore, moved aside
+    <directory>/_diverged/          checkpoints saved after a divergence, moved aside
+    <directory>/diverged.json       the run stopped for non-finite updates (update, time)
 
 Orbax writes a step into ``<step>.orbax-checkpoint-tmp*`` and renames it to ``<step>`` only
 once every file is written, so a crash or SIGKILL mid-save leaves only a tmp directory that
 is ignored when listing steps and removed by the next ``Checkpointer`` on that directory
-(in the background; Orbax waits for that before its first save).
+(in the background; Orbax waits for that before its first save). A save that fails (an OS or
+storage error) removes its tmp directory itself and raises ``StorageError``.
 
 Orbax does not detect silently corrupted array bytes (a flipped byte restores "fine"), hence
 the checksums item: ``restore`` verifies every leaf bitwise against it.
+
+Known-good checkpoints: metadata ``{"known_good": False}`` marks a checkpoint saved while
+training was not finite. Rotation keeps the newest ``keep`` checkpoints plus the newest
+known-good one, so a divergence never rotates the last good state out.
+
+What Orbax, TensorStore and asyncio log or print while saving or restoring (a failing restore
+of a large state printed thousands of lines) is captured in ``Checkpointer.library_output``
+instead of reaching the console; errors come back as one-line exceptions.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime
+import errno
+import gc
 import importlib.metadata
+import json
+import logging
+import os
 import platform
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -38,6 +59,14 @@ _STATE_ITEM = "state"
 _METADATA_ITEM = "metadata"
 _CHECKSUMS_ITEM = "checksums"
 _UNRESTORABLE_DIR = "_unrestorable"
+DIVERGED_DIR = "_diverged"
+_DIVERGED_MARKER = "diverged.json"
+KNOWN_GOOD_KEY = "known_good"
+
+# Loggers of the storage stack whose records are captured during checkpoint I/O.
+_LIBRARY_LOGGERS = ("absl", "asyncio", "orbax", "tensorstore", "etils")
+# Markers of a full disk in errors that carry no errno (TensorStore's status strings).
+_DISK_FULL_TEXT = ("RESOURCE_EXHAUSTED", "No space left on device", "ENOSPC")
 
 # Packages whose versions are recorded with every run; absent ones are recorded as None.
 _VERSIONED_PACKAGES = (
@@ -58,8 +87,55 @@ class CheckpointRestoreWarning(UserWarning):
     """The latest checkpoint(s) could not be restored and an older one was used instead."""
 
 
+class NoRestorableCheckpoint(RuntimeError):
+    """Checkpoints exist but none restores (corrupt, or saved with another state layout)."""
+
+
+class StorageError(RuntimeError):
+    """An OS or storage error while writing or reading checkpoints, as one line: what, where,
+    and the errno when there is one (``disk_full`` for ENOSPC)."""
+
+    def __init__(self, action: str, path: Path, error: BaseException) -> None:
+        self.action, self.path = action, path
+        self.errno, reason = storage_cause(error)
+        super().__init__(f"{action} in {path} failed: {reason}")
+
+    @property
+    def disk_full(self) -> bool:
+        return self.errno == errno.ENOSPC
+
+
+def describe_os_error(error: OSError) -> str:
+    """``[errno 28 ENOSPC] No space left on device`` (the path is said by the caller)."""
+    if error.errno is None:
+        return f"{type(error).__name__}: {error}"
+    name = errno.errorcode.get(error.errno, "?")
+    return f"[errno {error.errno} {name}] {error.strerror or os.strerror(error.errno)}"
+
+
+def storage_cause(error: BaseException) -> tuple[int | None, str]:
+    """``(errno, one line)`` of the OS error behind ``error`` (searched through causes and
+    exception groups; TensorStore's RESOURCE_EXHAUSTED counts as ENOSPC), else ``(None, the
+    error's first line)``."""
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            return current.errno, describe_os_error(current)
+        pending += [current.__cause__, current.__context__,
+                    *getattr(current, "exceptions", ())]
+    text = _one_line(error)
+    if any(marker in str(error) for marker in _DISK_FULL_TEXT):
+        return errno.ENOSPC, f"[errno {errno.ENOSPC} ENOSPC] {text}"
+    return None, text
+
+
 class Checkpointer:
-    """Saves and restores ``(state, metadata)`` at integer steps, keeping the last ``keep``.
+    """Saves and restores ``(state, metadata)`` at integer steps, keeping the last ``keep``
+    (and the newest known-good one, see the module docstring).
 
     ``save`` is blocking and atomic (see the module docstring). ``restore`` returns leaves of
     the same kind as the corresponding ``target`` leaf:
@@ -69,6 +145,9 @@ class Checkpointer:
       ``ShapeDtypeStruct`` has no sharding);
     * ``np.ndarray`` -> ``np.ndarray``; numpy scalar (``np.float32(1.0)``) -> numpy scalar;
     * Python ``int``/``float``/``bool`` -> the same Python type.
+
+    OS and storage errors raise ``StorageError`` (one line); the previous checkpoints are
+    left as they were.
     """
 
     def __init__(
@@ -87,19 +166,26 @@ class Checkpointer:
         self.keep = keep
         self.every_updates = every_updates
         self.every_seconds = every_seconds
+        self.library_output: collections.deque[str] = collections.deque(maxlen=1000)
+        self._known_good: dict[int, bool] = {}
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep,
+            # Rotation is ours (_rotate): it keeps the newest known-good step beyond ``keep``.
+            max_to_keep=None,
             # Blocking saves: the caller may exit (e.g. on SIGTERM) right after save returns.
             enable_async_checkpointing=False,
             # Removes tmp directories left behind by a crash mid-save.
             cleanup_tmp_directories=True,
             create=True,
         )
-        self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=options,
-            item_names=(_STATE_ITEM, _METADATA_ITEM, _CHECKSUMS_ITEM),
-        )
+        try:
+            with self._library_output_captured():
+                self._manager = ocp.CheckpointManager(
+                    self.directory,
+                    options=options,
+                    item_names=(_STATE_ITEM, _METADATA_ITEM, _CHECKSUMS_ITEM),
+                )
+        except Exception as error:  # noqa: BLE001 - reported as one line with its errno
+            raise StorageError("opening checkpoints", self.directory, error) from None
         # Time-based saving counts from construction, i.e. from the (re)start of training.
         self._last_save_time = time.monotonic()
 
@@ -122,8 +208,9 @@ class Checkpointer:
 
         Saving the step that is already the latest is a no-op: a given update counter always
         corresponds to the same state (e.g. a periodic save followed by the final save).
-        Saving a step below the latest raises, since the keep-last-K policy would then delete
-        the wrong checkpoints; resume from the latest or use a fresh directory.
+        Saving a step below the latest raises, since the rotation would then delete the wrong
+        checkpoints; resume from the latest or use a fresh directory. An OS or storage error
+        raises ``StorageError`` and leaves the previous checkpoints as they were.
         """
         step = int(step)
         latest = self.latest_step()
@@ -134,20 +221,27 @@ class Checkpointer:
         if step == latest:
             return
         savable_state = jax.tree.map(_as_savable_leaf, state)
-        saved = self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                **{
-                    _STATE_ITEM: ocp.args.StandardSave(savable_state),
-                    _METADATA_ITEM: ocp.args.JsonSave(metadata),
-                    _CHECKSUMS_ITEM: ocp.args.JsonSave(_leaf_checksums(savable_state)),
-                }
-            ),
-        )
-        self._manager.wait_until_finished()
+        try:
+            with self._library_output_captured():
+                saved = self._manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        **{
+                            _STATE_ITEM: ocp.args.StandardSave(savable_state),
+                            _METADATA_ITEM: ocp.args.JsonSave(metadata),
+                            _CHECKSUMS_ITEM: ocp.args.JsonSave(_leaf_checksums(savable_state)),
+                        }
+                    ),
+                )
+                self._manager.wait_until_finished()
+        except Exception as error:  # noqa: BLE001 - reported as one line with its errno
+            self._discard_partial_save(step)
+            raise StorageError(f"saving checkpoint {step}", self.directory, error) from None
         if not saved:
             raise RuntimeError(f"Orbax declined to save step {step} in {self.directory}")
+        self._known_good[step] = bool(metadata.get(KNOWN_GOOD_KEY, True))
         self._last_save_time = time.monotonic()
+        self._rotate()
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -155,18 +249,41 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
-    def restore(self, target: Any) -> tuple[Any, dict, int] | None:
-        """Restores the latest restorable checkpoint into the structure of ``target``.
+    def is_known_good(self, step: int) -> bool:
+        """Whether checkpoint ``step`` was saved while training was finite (metadata without
+        the mark, e.g. from before it existed, counts as good; unreadable metadata does not)."""
+        if step not in self._known_good:
+            try:
+                self._known_good[step] = bool(self.metadata(step).get(KNOWN_GOOD_KEY, True))
+            except Exception:  # noqa: BLE001 - an unreadable checkpoint is not known to be good
+                self._known_good[step] = False
+        return self._known_good[step]
 
-        Returns ``(state, metadata, step)``, or None if the directory holds no checkpoint.
+    def known_good_steps(self) -> list[int]:
+        return [step for step in self.all_steps() if self.is_known_good(step)]
+
+    def metadata(self, step: int) -> dict:
+        """The metadata item of checkpoint ``step`` alone (no state is read)."""
+        with self._library_output_captured():
+            restored = self._manager.restore(
+                step, args=ocp.args.Composite(**{_METADATA_ITEM: ocp.args.JsonRestore()}))
+        return restored[_METADATA_ITEM]
+
+    def restore(self, target: Any, *, known_good_only: bool = False
+                ) -> tuple[Any, dict, int] | None:
+        """Restores the latest restorable checkpoint (``known_good_only``: the latest
+        known-good one) into the structure of ``target``.
+
+        Returns ``(state, metadata, step)``, or None if the directory holds no such checkpoint.
         A checkpoint that fails to load or to verify against its checksums is skipped in
         favour of the previous one, with one ``CheckpointRestoreWarning`` line; skipped
         checkpoints are moved to ``<directory>/_unrestorable/`` so that training resumed from
-        the older step can save its steps again. If no checkpoint restores (typically a
-        ``target`` whose structure, shapes or dtypes differ from the saved state), raises
-        ``RuntimeError`` listing each step's error and moves nothing.
+        the older step can save its steps again. If no checkpoint restores (corrupt ones, or
+        a ``target`` whose structure, shapes or dtypes differ from the saved state), raises
+        ``NoRestorableCheckpoint`` listing each step's error and moves nothing.
         """
-        steps = sorted(self._manager.all_steps(), reverse=True)
+        steps = sorted(self.known_good_steps() if known_good_only else self._manager.all_steps(),
+                       reverse=True)
         if not steps:
             return None
         restore_target = jax.tree.map(_as_restore_target_leaf, target)
@@ -175,10 +292,10 @@ class Checkpointer:
             try:
                 state, metadata = self._restore_step(step, restore_target)
             except Exception as error:  # noqa: BLE001 - any failure means "try an older step"
-                failures.append((step, _one_line(error)))
+                failures.append((step, storage_cause(error)[1]))
                 continue
             if failures:
-                self._set_aside_unrestorable([failed_step for failed_step, _ in failures])
+                self.set_aside([failed_step for failed_step, _ in failures], _UNRESTORABLE_DIR)
                 failed = ", ".join(f"step {s} ({reason})" for s, reason in failures)
                 warnings.warn(
                     f"Could not restore checkpoint {failed}; fell back to step {step} in "
@@ -189,10 +306,53 @@ class Checkpointer:
             restored = jax.tree.map(_like_target_leaf, state, target)
             return restored, metadata, step
         details = "; ".join(f"step {s}: {reason}" for s, reason in failures)
-        raise RuntimeError(f"No checkpoint in {self.directory} could be restored. {details}")
+        raise NoRestorableCheckpoint(f"No checkpoint in {self.directory} could be restored. {details}")
+
+    def set_aside(self, steps: list[int], folder: str) -> None:
+        """Moves checkpoints ``steps`` to ``<directory>/<folder>/<step>-<UTC time>``: out of the
+        step list (their steps can be saved again) but kept for inspection."""
+        if not steps:
+            return
+        aside_root = self.directory / folder
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+        try:
+            aside_root.mkdir(exist_ok=True)
+            for step in steps:
+                # Orbax names step directories plainly by number (no prefix, no padding).
+                (self.directory / str(step)).rename(aside_root / f"{step}-{stamp}")
+                self._known_good.pop(step, None)
+        except OSError as error:
+            raise StorageError(f"moving checkpoints {steps} to {folder}/", self.directory,
+                               error) from None
+        finally:
+            self._manager.reload()
+
+    def record_divergence(self, update: int) -> None:
+        """Notes that the run stopped at ``update`` for non-finite updates: the next restart
+        resumes from the newest known-good checkpoint (``divergence``, ``clear_divergence``)."""
+        marker = {"update": int(update),
+                  "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+        try:
+            (self.directory / _DIVERGED_MARKER).write_text(json.dumps(marker))
+        except OSError as error:
+            raise StorageError("recording the divergence", self.directory, error) from None
+
+    def divergence(self) -> dict | None:
+        """``{"update": ..., "time": ...}`` if the run last stopped for non-finite updates."""
+        path = self.directory / _DIVERGED_MARKER
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {"update": None, "time": None}
+
+    def clear_divergence(self) -> None:
+        (self.directory / _DIVERGED_MARKER).unlink(missing_ok=True)
 
     def close(self) -> None:
-        self._manager.close()
+        with self._library_output_captured():
+            self._manager.close()
 
     def __enter__(self) -> Self:
         return self
@@ -201,28 +361,107 @@ class Checkpointer:
         self.close()
 
     def _restore_step(self, step: int, restore_target: Any) -> tuple[Any, dict]:
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                **{
-                    _STATE_ITEM: ocp.args.StandardRestore(restore_target),
-                    _METADATA_ITEM: ocp.args.JsonRestore(),
-                    _CHECKSUMS_ITEM: ocp.args.JsonRestore(),
-                }
-            ),
-        )
+        with self._library_output_captured():
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    **{
+                        _STATE_ITEM: ocp.args.StandardRestore(restore_target),
+                        _METADATA_ITEM: ocp.args.JsonRestore(),
+                        _CHECKSUMS_ITEM: ocp.args.JsonRestore(),
+                    }
+                ),
+            )
         state = restored[_STATE_ITEM]
         _verify_checksums(state, restored[_CHECKSUMS_ITEM])
         return state, restored[_METADATA_ITEM]
 
-    def _set_aside_unrestorable(self, steps: list[int]) -> None:
-        aside_root = self.directory / _UNRESTORABLE_DIR
-        aside_root.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+    def _rotate(self) -> None:
+        """Deletes all but the newest ``keep`` steps and the newest known-good step."""
+        steps = self.all_steps()
+        kept = set(steps[-self.keep:])
+        good = [step for step in steps if step not in kept and self.is_known_good(step)]
+        if good and not any(self.is_known_good(step) for step in kept):
+            kept.add(good[-1])
         for step in steps:
-            # Orbax names step directories plainly by number (no prefix, no padding).
-            (self.directory / str(step)).rename(aside_root / f"{step}-{stamp}")
-        self._manager.reload()
+            if step not in kept:
+                try:
+                    with self._library_output_captured():
+                        self._manager.delete(step)
+                except Exception as error:  # noqa: BLE001 - reported as one line with its errno
+                    raise StorageError(f"removing old checkpoint {step}", self.directory,
+                                       error) from None
+                self._known_good.pop(step, None)
+
+    def _discard_partial_save(self, step: int) -> None:
+        # A failed save may leave its tmp directory (and, rarely, a finalized but unverified
+        # step): neither may be taken for a checkpoint.
+        for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+            shutil.rmtree(partial, ignore_errors=True)
+        with contextlib.suppress(Exception), self._library_output_captured():
+            self._manager.reload()
+
+    @contextlib.contextmanager
+    def _library_output_captured(self) -> Iterator[None]:
+        """Records of the storage libraries' loggers, their Python warnings, and what they
+        write to the process's stderr (TensorStore's C++ logging) go to ``library_output``."""
+        captured = self.library_output
+        handler = _ListHandler(captured)
+        saved_loggers = []
+        for name in _LIBRARY_LOGGERS:
+            lib_logger = logging.getLogger(name)
+            saved_loggers.append((lib_logger, lib_logger.handlers[:], lib_logger.propagate))
+            lib_logger.handlers[:] = [handler]
+            lib_logger.propagate = False
+        with _stderr_fd_captured(captured), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            except BaseException:
+                # asyncio reports exceptions of abandoned tasks when they are collected.
+                gc.collect()
+                raise
+            finally:
+                for lib_logger, handlers, propagate in saved_loggers:
+                    lib_logger.handlers[:] = handlers
+                    lib_logger.propagate = propagate
+        captured.extend(f"warning: {w.message}" for w in caught)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: collections.deque) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.sink.append(f"{record.name}: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def _stderr_fd_captured(sink: collections.deque) -> Iterator[None]:
+    """File descriptor 2 into a temporary file for the duration (C++ libraries write there
+    directly); its lines are appended to ``sink``. A no-op where fd 2 cannot be redirected."""
+    with tempfile.TemporaryFile() as spool:
+        try:
+            sys.stderr.flush()
+            saved_fd = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            saved_fd = None
+        if saved_fd is None:
+            yield
+            return
+        os.dup2(spool.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            spool.seek(0)
+            text = spool.read(1 << 20).decode("utf-8", "replace")
+            sink.extend(line for line in text.splitlines() if line.strip())
 
 
 def _as_savable_leaf(leaf: Any) -> Any:

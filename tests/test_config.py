@@ -36,7 +36,7 @@ def test_later_overrides_win_and_config_is_frozen():
 
 @pytest.mark.parametrize("item, message", [
     ("ppo.lrr=1", "unknown config key 'ppo.lrr'; did you mean ppo.lr"),
-    ("lr=1", "did you mean ppo.lr"),
+    ("lr=1", "did you mean bc.lr, ppo.lr"),
     ("ppo.num_envs=many", "bad value 'many' for ppo.num_envs: expected an int or one of 'auto'"),
     ("policy.kind=gru", "expected one of 'mlp', 'cnn', 'lstm'"),
     ("ppo.norm_adv=maybe", "expected a bool"),

@@ -5,7 +5,9 @@
 For each file prints the ticks simulated, the exit-switch tick and the win/death tick. Every
 golden replay wins on exactly its last input (``replays_index.json``), so a file *reproduces*
 when the ninja wins on tick ``n_inputs`` and neither wins nor dies earlier. The two known
-one-byte-short files are repaired (a warning is printed). Exits 0 only if all files reproduce.
+one-byte-short files are repaired (a warning is printed). An input that cannot be checked (a
+missing path, a folder without replays, a file that does not read or simulate) is one ERROR
+line, and the rest are still checked. Exits 0 only if all files reproduce.
 """
 
 from __future__ import annotations
@@ -71,7 +73,11 @@ def _main(argv=None) -> int:
             for w in caught:
                 print(f"WARNING {w.message}")
         except (ValueError, OSError) as ex:
-            print(f"ERROR {name}: {ex}")
+            print(f"ERROR {name}: {_one_line(ex)}")
+            ok_all = False
+            continue
+        except Exception as ex:  # noqa: BLE001 - one bad file must not end the batch
+            print(f"ERROR {name}: {type(ex).__name__}: {_one_line(ex)}")
             ok_all = False
             continue
         ok = r["win_tick"] is not None and r["win_tick"] == r["n_inputs"] and r["dead_tick"] is None
@@ -81,6 +87,11 @@ def _main(argv=None) -> int:
         n_ok += ok
     print(f"{n_ok}/{len(files) + len(errors)} inputs reproduce")
     return 0 if ok_all else 1
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 if __name__ == "__main__":

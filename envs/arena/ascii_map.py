@@ -5,6 +5,9 @@ Agent ids and converter indices are row-major, as in the engine. A map can be pa
 larger static shape (``pad_to``, ``num_converters``) so scenarios of different sizes share one
 compiled step: padded cells are ``CELL_VOID`` (never observed, never entered) and padded
 converter slots are unused (kind -1).
+
+A map is a list of equally long rows, walled all around, with at least one agent; anything
+else raises ``MapError`` naming the row, column or character and what is allowed.
 """
 
 from __future__ import annotations
@@ -23,10 +26,54 @@ _assemble = jax.jit(assemble_state)  # one compile per map shape instead of many
 InventorySpec = Mapping[str, int] | Sequence[tuple[str, int]] | np.ndarray
 
 
+class MapError(ValueError):
+    """A malformed ASCII map; the message names the row, column or character at fault."""
+
+
+_LEGEND = ", ".join(
+    [f"{K.ASCII_WALL!r} wall", f"{K.ASCII_EMPTY!r} empty", f"{K.ASCII_AGENT!r} agent"]
+    + [f"{ch!r} {K.CONV_KIND_NAMES[kind]}" for ch, kind in K.ASCII_CONV.items()])
+_ALLOWED = {K.ASCII_WALL, K.ASCII_EMPTY, K.ASCII_AGENT, *K.ASCII_CONV}
+
+
+def check_map(rows: Sequence[str]) -> None:
+    """Raises ``MapError`` unless ``rows`` is a rectangular map of legend characters with a
+    wall border (an open edge would let agents walk off the grid) and at least one agent."""
+    if isinstance(rows, str):
+        raise MapError("the map must be a list of row strings, not one string "
+                       "(split it with .splitlines())")
+    rows = list(rows)
+    if not any(rows):
+        raise MapError(f"the map is empty: give rows of {_LEGEND}, walled all around")
+    for r, row in enumerate(rows):
+        if not isinstance(row, str):
+            raise MapError(f"row {r} is a {type(row).__name__}, not a string")
+        if len(row) != len(rows[0]):
+            raise MapError(f"row {r} has {len(row)} characters but row 0 has {len(rows[0])}: "
+                           "every row must have the same width")
+    for r, row in enumerate(rows):
+        for c, ch in enumerate(row):
+            if ch not in _ALLOWED:
+                raise MapError(f"unknown map character {ch!r} at row {r}, column {c}; "
+                               f"allowed: {_LEGEND}")
+    h, w = len(rows), len(rows[0])
+    if h < 3 or w < 3:
+        raise MapError(f"the map is {h}x{w}; it needs at least 3x3: a wall border around "
+                       "the cells")
+    border = [(r, c) for r in range(h) for c in range(w) if r in (0, h - 1) or c in (0, w - 1)]
+    for r, c in border:
+        if rows[r][c] != K.ASCII_WALL:
+            raise MapError(f"row {r}, column {c} is {rows[r][c]!r}, but the map's border must be "
+                           f"walls ({K.ASCII_WALL!r})")
+    if not any(K.ASCII_AGENT in row for row in rows):
+        raise MapError(f"the map has no agent ({K.ASCII_AGENT!r})")
+
+
 def parse_ascii(rows: Sequence[str]):
-    """Returns (grid_obj int16[H, W], agent_pos int32[A, 2], conv_kind int32[C], conv_pos int32[C, 2])."""
-    h = len(rows)
-    w = max(len(r) for r in rows)
+    """Returns (grid_obj int16[H, W], agent_pos int32[A, 2], conv_kind int32[C], conv_pos int32[C, 2]);
+    raises ``MapError`` for a malformed map (``check_map``)."""
+    check_map(rows)
+    h, w = len(rows), len(rows[0])
     grid = np.full((h, w), K.CELL_EMPTY, np.int16)
     agents, kinds, conv_pos = [], [], []
     for r, row in enumerate(rows):
@@ -39,8 +86,6 @@ def parse_ascii(rows: Sequence[str]):
                 grid[r, c] = len(kinds)
                 kinds.append(K.ASCII_CONV[ch])
                 conv_pos.append((r, c))
-            elif ch != K.ASCII_EMPTY:
-                raise ValueError(f"unknown map character {ch!r} at ({r}, {c})")
     return (
         grid,
         np.array(agents, np.int32).reshape(-1, 2),

@@ -20,10 +20,11 @@ from jaxrl_arena.config.overrides import (
     split_override,
     to_dict,
 )
-from jaxrl_arena.config.recipes import RECIPES, get_recipe, recipe
+from jaxrl_arena.config.recipes import RECIPES, describe, get_recipe, recipe
 from jaxrl_arena.config.schema import (
     ArenaConfig,
     Auto,
+    BCConfig,
     CheckpointConfig,
     Config,
     ConfigError,
@@ -46,10 +47,10 @@ from jaxrl_arena.config.validation import (
 )
 
 __all__ = [
-    "ENV_SECTIONS", "MOVED_KEYS", "RECIPES", "ArenaConfig", "Auto", "CheckpointConfig", "Config",
-    "ConfigError", "CurriculumConfig", "EnvConfig", "EvalConfig", "LoggingConfig", "NppConfig",
-    "PPOConfig", "PolicyConfig", "RunConfig", "all_keys", "apply_overrides", "check_key", "diff",
-    "flat", "from_dict", "get", "get_recipe", "migrate", "parse_value", "pending", "recipe",
-    "replace", "resolve_minibatches", "resolve_reset_strategy", "resolve_static",
-    "split_override", "to_dict", "validate",
+    "ENV_SECTIONS", "MOVED_KEYS", "RECIPES", "ArenaConfig", "Auto", "BCConfig",
+    "CheckpointConfig", "Config", "ConfigError", "CurriculumConfig", "EnvConfig", "EvalConfig",
+    "LoggingConfig", "NppConfig", "PPOConfig", "PolicyConfig", "RunConfig", "all_keys",
+    "apply_overrides", "check_key", "describe", "diff", "flat", "from_dict", "get", "get_recipe", "migrate",
+    "parse_value", "pending", "recipe", "replace", "resolve_minibatches",
+    "resolve_reset_strategy", "resolve_static", "split_override", "to_dict", "validate",
 ]

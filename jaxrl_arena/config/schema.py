@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     name: str = "auto"  # "auto": <experiment>_<recipe>_seed<seed>
-    seed: int = 0
+    seed: int = 0  # the run's random seed (seeds of vmapped runs count up from it)
     total_timesteps: int = 500_000  # agent-steps (= env steps for one agent)
     dir: str = "auto"  # "auto": runs/<name>
     num_seeds: int = 1  # whole training runs vmapped in one jit
@@ -33,14 +33,22 @@ class RunConfig:
     # checkpoint); every parameter must match by name and shape (jaxrl_arena.policy_artifact)
     # except those matching an init_from_allow glob (e.g. "params/critic_out/*").
     init_from: str = ""
-    init_from_allow: tuple[str, ...] = ()
+    init_from_allow: tuple[str, ...] = ()  # parameter globs init_from may leave fresh
+    # What ppo.max_consecutive_skips non-finite updates in a row do: "stop" (exit 3; a rerun
+    # resumes from the last known-good checkpoint) or "rollback" to that checkpoint in-process
+    # (docs/RELIABILITY.md).
+    on_diverge: Literal["stop", "rollback"] = "stop"
+    # Rollback: the diverged runs' ppo.lr is multiplied by this factor, in (0, 1).
+    rollback_lr_factor: float = 0.5
+    # Rollback: at most this many rollbacks, then the run stops as with "stop".
+    max_rollbacks: int = 3
 
 
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     """What every environment reads (the env-specific keys are in ``arena`` and ``npp``)."""
 
-    name: str = "CartPole-v1"
+    name: str = "CartPole-v1"  # "arena", "npp", or a gymnax env id
     # Auto-reset strategy (see jaxrl_arena/rollout.py): "optimistic" computes `reset_pool`
     # fresh resets per step and hands them to the envs that finished; "every_step" resets all
     # envs every step and selects (exact, but pays a full reset per env per step).
@@ -90,59 +98,63 @@ class NppConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PolicyConfig:
-    kind: Literal["mlp", "cnn", "lstm"] = "mlp"
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    activation: Literal["tanh", "relu"] = "tanh"
-    cnn_channels: tuple[int, ...] = (64, 64)
-    cnn_kernels: tuple[int, ...] = (5, 3)
-    cnn_strides: tuple[int, ...] = (3, 1)
+    kind: Literal["mlp", "cnn", "lstm"] = "mlp"  # the network: MLP, CNN, or CNN + LSTM (recurrent)
+    hidden_sizes: tuple[int, ...] = (64, 64)  # dense layers of the torso
+    activation: Literal["tanh", "relu"] = "tanh"  # of the MLP layers
+    cnn_channels: tuple[int, ...] = (64, 64)  # conv layers' output channels
+    cnn_kernels: tuple[int, ...] = (5, 3)  # conv kernel sizes
+    cnn_strides: tuple[int, ...] = (3, 1)  # conv strides
     # Biases in the conv layers. Without them the bias add over every conv activation and the
     # bias gradient's reduction over them are gone: XLA fuses neither into its matrix products
     # (H100, learner of the 2x2-patch (32, 64) torso: 496 -> 417 ms per 1M-sample update).
     cnn_bias: bool = True
-    lstm_size: int = 128
-    lstm_layers: int = 2
-    actor_hidden: int = 512
-    critic_hidden: int = 1024
+    lstm_size: int = 128  # LSTM hidden units per layer
+    lstm_layers: int = 2  # stacked LSTM layers
+    actor_hidden: int = 512  # the actor head's hidden layer (CNN and LSTM policies)
+    critic_hidden: int = 1024  # the critic head's hidden layer (CNN and LSTM policies)
     # Fixed input scaling (uint8 boxes): obs * scale before the torso. "env" uses the
     # environment's per-channel norms when it provides them.
     obs_scale: Literal["none", "env"] = "env"
     # Arithmetic of the layers (parameters, optimizer and losses stay float32): "bfloat16"
     # runs convolutions and matrix products at the tensor cores' bf16 rate.
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    # Standardise the network's input per feature with fixed statistics stored in its
+    # parameters (params/obs_norm/{mean,std}; set from the BC training set by jaxrl_arena/bc.py,
+    # identity otherwise; never trained). Off: the network has no such layer.
+    obs_norm: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    num_envs: int | Auto = 64
+    num_envs: int | Auto = 64  # parallel envs; auto = sized to the device's memory and the run
     num_steps: int = 128  # rollout length T
-    num_minibatches: int = 4
+    num_minibatches: int = 4  # optimizer steps per epoch (the batch split into this many)
     # Agent-steps per minibatch; when > 0 it sets num_minibatches = batch // minibatch_size
     # (so the minibatch stays fixed when num_envs changes, e.g. with num_envs=auto).
     minibatch_size: int = 0
-    update_epochs: int = 4
-    lr: float = 2.5e-4
-    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    update_epochs: int = 4  # passes over each rollout's batch
+    lr: float = 2.5e-4  # Adam learning rate
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # over the run's updates
     lr_final_fraction: float = 0.0  # lr at the end of the run, as a fraction of lr
-    adam_eps: float = 1e-5
-    adam_b1: float = 0.9
-    adam_b2: float = 0.999
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2
-    clip_vloss: bool = True
-    vf_clip_coef: float = 0.2
-    ent_coef: float = 0.01
-    ent_schedule: Literal["constant", "linear"] = "constant"
-    ent_final_fraction: float = 1.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    norm_adv: bool = True
+    adam_eps: float = 1e-5  # Adam's epsilon (> 0)
+    adam_b1: float = 0.9  # Adam's first-moment decay
+    adam_b2: float = 0.999  # Adam's second-moment decay
+    gamma: float = 0.99  # discount
+    gae_lambda: float = 0.95  # GAE's lambda
+    clip_coef: float = 0.2  # PPO's policy-ratio clip
+    clip_vloss: bool = True  # clip the value loss around the rollout's values
+    vf_clip_coef: float = 0.2  # the value clip's range
+    ent_coef: float = 0.01  # entropy bonus weight
+    ent_schedule: Literal["constant", "linear"] = "constant"  # entropy weight over the run
+    ent_final_fraction: float = 1.0  # linear: entropy weight at the end, as a fraction
+    vf_coef: float = 0.5  # value loss weight
+    max_grad_norm: float = 0.5  # global gradient-norm clip
+    norm_adv: bool = True  # standardise advantages per minibatch
     bptt_horizon: int = 0  # recurrent sequence length; 0 = num_steps
     grad_accum_steps: int = 1  # micro-batches per minibatch (explicit gradient accumulation)
     max_consecutive_skips: int = 10  # non-finite updates in a row before the run stops
     auto_memory_fraction: float = 0.6  # num_envs=auto: share of device memory to fill
-    auto_max_envs: int = 1 << 17
+    auto_max_envs: int = 1 << 17  # num_envs=auto: at most this many envs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +162,8 @@ class CurriculumConfig:
     """Which task each env plays next (jaxrl_arena/curriculum/). ``None`` = the kind's
     default (the spec's numbers; see ``jaxrl_arena.curriculum.factory.LP_KNOBS`` etc.)."""
 
+    # How tasks are drawn: uniform over the named tasks, learning progress over them, the
+    # arena's bucketed space (arena_lp, arena_uniform), or N++'s stage ladder (staged).
     kind: Literal["uniform", "learning_progress", "arena_lp", "arena_uniform", "staged"] = "uniform"
     # Learning progress (arena.md §12.2 with the §12.4 corrections)
     ema_timescale: float | None = None  # 0.001
@@ -193,19 +207,36 @@ class EvalConfig:
 @dataclasses.dataclass(frozen=True)
 class LoggingConfig:
     log_every: int = 1  # log every n-th update
-    tensorboard: bool = True
-    wandb: bool = False
-    wandb_project: str = "jaxrl_arena"
-    progress: bool = True
+    tensorboard: bool = True  # event files under <run dir>/tb
+    wandb: bool = False  # also log to Weights & Biases
+    wandb_project: str = "jaxrl_arena"  # the W&B project
+    progress: bool = True  # the console progress bar
     per_run_metrics: bool = True  # with several seeds/variants, also log each run's scalars
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-    enabled: bool = True
+    enabled: bool = True  # save checkpoints (Orbax) of the whole train state
     every_updates: int = 0  # 0: not by count
     every_seconds: float = 600.0  # 0: not by time
-    keep: int = 3
+    keep: int = 3  # newest checkpoints kept (plus the newest known-good one)
+
+
+@dataclasses.dataclass(frozen=True)
+class BCConfig:
+    """Behaviour cloning from human N++ replays (jaxrl_arena/bc.py, experiments/npp_bc.py;
+    npp.md §11). The network and observation are those of the PPO recipe ``recipe``."""
+
+    recipe: str = "npp_grid"  # the PPO recipe whose policy is cloned (and later trained)
+    replays: str = ""  # folder of .replay files; "": the golden human replays in the repo
+    epochs: int = 10  # passes over the training pairs (npp-rl: 10)
+    batch_size: int = 64  # pairs per Adam step (npp-rl: 64)
+    lr: float = 3e-4  # Adam's learning rate (npp-rl: 3e-4)
+    val_fraction: float = 0.1  # share of the replay files held out for validation
+    # "balanced": each action's loss weighted by n / (6 * n_action) over the training set
+    class_weights: Literal["none", "balanced"] = "none"
+    # Per-replay pairs: "auto" = <run dirs' parent>/.bc_cache, "off", or a folder
+    cache: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,3 +251,4 @@ class Config:
     eval: EvalConfig = EvalConfig()
     logging: LoggingConfig = LoggingConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    bc: BCConfig = BCConfig()

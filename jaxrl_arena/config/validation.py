@@ -1,4 +1,5 @@
-"""Config checks (``validate``) and the keys an env and its devices decide (``resolve_*``).
+"""Config checks (``check_values``: each value as set; ``validate``: with the env and devices)
+and the keys an env and its devices decide (``resolve_*``).
 
 The env decides ``env.reset_strategy=auto`` and, with the env count, the split of the batch
 into ``ppo.minibatch_size`` minibatches. ``ppo.num_envs=auto`` needs compiled programs, so
@@ -8,6 +9,8 @@ config is resolved there once, and ``make_train`` only validates a resolved one 
 
 from __future__ import annotations
 
+import math
+
 from jaxrl_arena.config.overrides import flat, get, replace
 from jaxrl_arena.config.schema import ArenaConfig, Config, ConfigError, NppConfig
 
@@ -15,9 +18,26 @@ from jaxrl_arena.config.schema import ArenaConfig, Config, ConfigError, NppConfi
 # ignored silently, so validate refuses it.
 ENV_SECTIONS = {"arena": ArenaConfig(), "npp": NppConfig()}
 
+# Each key's allowed values as the user sets them; checked before anything is derived from
+# them (a batch size, a minibatch split), so an error names the key that was set.
+AT_LEAST_ONE = ("ppo.num_steps", "ppo.num_minibatches", "ppo.update_epochs",
+                "ppo.grad_accum_steps", "ppo.max_consecutive_skips", "ppo.auto_max_envs",
+                "run.num_seeds", "run.updates_per_chunk", "run.total_timesteps",
+                "checkpoint.keep", "logging.log_every", "eval.episodes")
+AT_LEAST_ZERO = ("ppo.minibatch_size", "ppo.bptt_horizon", "eval.every_updates", "eval.max_steps",
+                 "env.max_steps", "npp.max_frames", "checkpoint.every_updates",
+                 "checkpoint.every_seconds", "run.max_rollbacks", "ppo.ent_coef", "ppo.vf_coef",
+                 "ppo.lr_final_fraction", "ppo.ent_final_fraction")
+ABOVE_ZERO = ("ppo.lr", "ppo.adam_eps", "ppo.max_grad_norm", "ppo.clip_coef", "ppo.vf_clip_coef")
+UNIT_INTERVAL = ("ppo.gamma", "ppo.gae_lambda")  # [0, 1]
+BELOW_ONE = ("ppo.adam_b1", "ppo.adam_b2")  # [0, 1)
+FRACTIONS = ("ppo.auto_memory_fraction",)  # (0, 1]
+SHRINK_FACTORS = ("run.rollback_lr_factor",)  # (0, 1)
+
 
 def resolve_minibatches(cfg: Config, num_agents: int) -> Config:
     """Turn ``ppo.minibatch_size`` into ``ppo.num_minibatches`` (needs num_envs resolved)."""
+    check_values(cfg)  # a bad size is reported as set, not as the batch derived from it
     ppo = cfg.ppo
     if ppo.minibatch_size <= 0 or ppo.num_envs == "auto":
         return cfg
@@ -83,33 +103,8 @@ def validate(cfg: Config, *, num_agents: int = 1, num_devices: int = 1) -> None:
             f"curriculum.num_active_tasks={cfg.curriculum.num_active_tasks} has no effect: "
             "learning progress refreshes every task as soon as it has new outcomes, and the "
             "arena_lp pool's size is curriculum.pool_size")
+    check_values(cfg)
     ppo = cfg.ppo
-    positive = {
-        "ppo.num_steps": ppo.num_steps,
-        "ppo.num_minibatches": ppo.num_minibatches,
-        "ppo.update_epochs": ppo.update_epochs,
-        "ppo.grad_accum_steps": ppo.grad_accum_steps,
-        "run.num_seeds": cfg.run.num_seeds,
-        "run.updates_per_chunk": cfg.run.updates_per_chunk,
-        "run.total_timesteps": cfg.run.total_timesteps,
-        "checkpoint.keep": cfg.checkpoint.keep,
-        "logging.log_every": cfg.logging.log_every,
-        "eval.episodes": cfg.eval.episodes,
-    }
-    if ppo.num_envs != "auto":
-        positive["ppo.num_envs"] = ppo.num_envs
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{key}={value} must be >= 1")
-    for key in ("eval.every_updates", "eval.max_steps", "env.max_steps", "npp.max_frames"):
-        if get(cfg, key) < 0:
-            raise ConfigError(f"{key}={get(cfg, key)} must be >= 0")
-    for key in ("ppo.gamma", "ppo.gae_lambda"):
-        value = get(cfg, key)
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{key}={value} must be in [0, 1]")
-    if ppo.lr <= 0:
-        raise ConfigError(f"ppo.lr={ppo.lr} must be > 0")
     pol = cfg.policy
     if not len(pol.cnn_channels) == len(pol.cnn_kernels) == len(pol.cnn_strides):
         raise ConfigError(
@@ -149,3 +144,27 @@ def validate(cfg: Config, *, num_agents: int = 1, num_devices: int = 1) -> None:
             f"minibatch of {per_minibatch} is not divisible by "
             f"ppo.grad_accum_steps={ppo.grad_accum_steps}"
         )
+
+
+def check_values(cfg: Config) -> None:
+    """Refuse (one line naming the key as set) sizes that are not positive, and numbers that
+    are not finite or outside their range; needs nothing resolved."""
+    num_envs = cfg.ppo.num_envs
+    if num_envs != "auto" and (isinstance(num_envs, bool) or not isinstance(num_envs, int)
+                               or num_envs < 1):
+        raise ConfigError(f'ppo.num_envs={num_envs} must be a positive int or "auto"')
+    for key, value in flat(cfg).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value} must be a finite number")
+    ranges = ((AT_LEAST_ONE, lambda v: v >= 1, "must be >= 1"),
+              (AT_LEAST_ZERO, lambda v: v >= 0, "must be >= 0"),
+              (ABOVE_ZERO, lambda v: v > 0, "must be > 0"),
+              (UNIT_INTERVAL, lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+              (BELOW_ONE, lambda v: 0 <= v < 1, "must be in [0, 1)"),
+              (FRACTIONS, lambda v: 0 < v <= 1, "must be in (0, 1]"),
+              (SHRINK_FACTORS, lambda v: 0 < v < 1, "must be in (0, 1)"))
+    for keys, allowed, requirement in ranges:
+        for key in keys:
+            value = get(cfg, key)
+            if not allowed(value):
+                raise ConfigError(f"{key}={value} {requirement}")
