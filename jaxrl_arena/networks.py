@@ -9,6 +9,11 @@ networks, so the rollout and the learner never branch on the kind:
   ``reset`` zeroes the carry of rows whose episode starts at this step, *before* the step;
 * ``policy.apply_sequence(params, obs[T, B], carry, reset[T, B])`` scans ``apply`` over time.
 
+With ``policy.obs_norm`` the network first standardises its input with fixed per-feature
+statistics held *in its parameters* (:class:`ObsNorm`, ``params/obs_norm/{mean,std}``), so
+every caller of ``apply`` (rollout, learner, evaluation, rendering, behaviour cloning, loaded
+artefacts) sees the same normalised input; without it the network has no such layer at all.
+
 The recurrent shape is Metta's "fast" policy (spec arena.md §13.3): CNN → 2×128 MLP →
 2-layer LSTM 128 → actor 512 → logits, critic 1024 (tanh) → value.
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -27,6 +33,13 @@ import numpy as np
 from jaxrl_arena.config import PolicyConfig
 
 _ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
+# Normalised inputs are clipped to +-10: npp-rl applied its BC statistics through SB3's
+# VecNormalize, whose clip_obs is 10 (npp.md §11); a feature far outside the statistics' range
+# (a level unlike the human ones) cannot then dominate the first layer.
+OBS_NORM_CLIP = 10.0
+# A feature whose std over the data is below this is constant there: it is divided by 1 (only
+# centred), not amplified (npp-rl's ObservationNormalizer, npp.md §11).
+OBS_NORM_STD_FLOOR = 1e-6
 
 
 def compute_dtype(cfg: PolicyConfig):
@@ -53,6 +66,28 @@ def _prepare(obs: jax.Array, scale: np.ndarray | None, channels_last: bool = Fal
     if scale is not None:
         x = x * jnp.asarray(scale, dtype)
     return x
+
+
+class ObsNorm(nn.Module):
+    """``clip((x - mean) / std, -10, 10)`` per feature of the network's input ``x[B, ...]``,
+    with ``mean`` and ``std`` parameters of shape ``x.shape[1:]`` (the layout ``Policy`` hands
+    the network: packed patch rows for patch-stack CNNs). They start as the identity (0, 1) and
+    are set from data (:meth:`Policy.set_obs_norm`); the gradient stops at them, so an optimizer
+    step (zero gradient, no weight decay) leaves them bit-identical."""
+
+    @nn.compact
+    def __call__(self, x):
+        shape = x.shape[1:]
+        mean = jax.lax.stop_gradient(self.param("mean", nn.initializers.zeros, shape, jnp.float32))
+        std = jax.lax.stop_gradient(self.param("std", nn.initializers.ones, shape, jnp.float32))
+        y = jnp.clip((x.astype(jnp.float32) - mean) / std, -OBS_NORM_CLIP, OBS_NORM_CLIP)
+        return y.astype(x.dtype)
+
+
+def obs_norm_std(std: np.ndarray) -> np.ndarray:
+    """Per-feature std as :class:`ObsNorm` divides by: 1 where the feature is constant."""
+    std = np.asarray(std, np.float32)
+    return np.where(std < OBS_NORM_STD_FLOOR, np.float32(1.0), std)
 
 
 class PatchConv(nn.Module):
@@ -157,11 +192,14 @@ class MLPActorCritic(nn.Module):
     hidden_sizes: Sequence[int]
     activation: str
     dtype: Any = jnp.float32
+    obs_norm: bool = False
 
     @nn.compact
     def __call__(self, x):
         act = _ACTIVATIONS[self.activation]
         x = x.reshape(x.shape[0], -1)
+        if self.obs_norm:
+            x = ObsNorm(name="obs_norm")(x)
         a = x
         for h in self.hidden_sizes:
             a = act(_dense(h, dtype=self.dtype)(a))
@@ -214,6 +252,8 @@ class CNNActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, x):
+        if self.cfg.obs_norm:
+            x = ObsNorm(name="obs_norm")(x)
         z = Encoder(self.cfg, grid=True)(x)
         return Heads(self.num_actions, self.cfg.actor_hidden, self.cfg.critic_hidden, compute_dtype(self.cfg))(z)
 
@@ -227,6 +267,8 @@ class LSTMActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, carry, x, reset):
+        if self.cfg.obs_norm:
+            x = ObsNorm(name="obs_norm")(x)
         z = Encoder(self.cfg, grid=self.grid)(x).astype(jnp.float32)
         keep = (~reset)[:, None].astype(z.dtype)
         new_carry = []
@@ -289,7 +331,8 @@ class Policy:
             self.obs_scale = None
         self.is_recurrent = cfg.kind == "lstm"
         if cfg.kind == "mlp":
-            self.module = MLPActorCritic(self.num_actions, cfg.hidden_sizes, cfg.activation, compute_dtype(cfg))
+            self.module = MLPActorCritic(self.num_actions, cfg.hidden_sizes, cfg.activation,
+                                         compute_dtype(cfg), cfg.obs_norm)
         elif cfg.kind == "cnn":
             self.module = CNNActorCritic(self.num_actions, cfg)
         else:
@@ -306,9 +349,15 @@ class Policy:
                 obs = jax.lax.bitcast_convert_type(obs ^ jnp.uint8(0x80), jnp.int8)
         return obs
 
-    def _prepare(self, obs):
+    def network_input(self, obs):
+        """Observations (raw or packed) as the network's first layer reads them: packed,
+        in the layers' dtype, scaled; :class:`ObsNorm` statistics are per feature of this.
+        With ``obs_norm`` it stays float32 (the layers cast it after the normalisation): a
+        feature's deviation from its mean is then not rounded to bfloat16 before it is scaled
+        up, and the result does not depend on where XLA keeps excess precision."""
+        conv_dtype = compute_dtype(self.cfg) if self.conv_input and not self.cfg.obs_norm else None
         return _prepare(self.pack(obs), self.obs_scale, channels_last=self.channels_last,
-                        dtype=compute_dtype(self.cfg) if self.conv_input else jnp.float32,
+                        dtype=conv_dtype or jnp.float32,
                         offset=128 if self.pack_offset else 0)   # int8 value - 128 -> value
 
     def initial_carry(self, batch: int) -> Any:
@@ -318,18 +367,39 @@ class Policy:
         return tuple((zeros, zeros) for _ in range(self.cfg.lstm_layers))
 
     def init(self, key: jax.Array, obs: jax.Array) -> Any:
-        x = self._prepare(obs)
+        x = self.network_input(obs)
         if self.is_recurrent:
             reset = jnp.zeros(x.shape[:1], bool)
             return self.module.init(key, self.initial_carry(x.shape[0]), x, reset)
         return self.module.init(key, x)
 
     def apply(self, params, obs, carry, reset):
-        x = self._prepare(obs)
+        x = self.network_input(obs)
         if self.is_recurrent:
             return self.module.apply(params, carry, x, reset)
         logits, value = self.module.apply(params, x)
         return carry, logits, value
+
+    def obs_norm_shape(self) -> tuple[int, ...]:
+        """Shape of the ``obs_norm`` statistics: one per feature of the network's input (an MLP
+        flattens it first)."""
+        dtype = jnp.uint8 if self.pack_offset else jnp.float32
+        shape = jax.eval_shape(self.network_input,
+                               jax.ShapeDtypeStruct((1,) + self.obs_shape, dtype)).shape[1:]
+        return (int(np.prod(shape)),) if self.cfg.kind == "mlp" else tuple(shape)
+
+    def set_obs_norm(self, params, mean, std):
+        """``params`` with the ``obs_norm`` statistics replaced: ``mean`` and ``std`` per
+        feature of :meth:`network_input` (``obs_norm_shape``); ``std`` is floored by
+        :func:`obs_norm_std`. Refused (one line) when the policy has no ``obs_norm``."""
+        if not self.cfg.obs_norm:
+            raise ValueError("set_obs_norm needs a policy built with policy.obs_norm=true")
+        shape = self.obs_norm_shape()
+        mean = np.asarray(mean, np.float32).reshape(shape)
+        std = obs_norm_std(np.asarray(std, np.float32).reshape(shape))
+        chex.assert_shape(params["params"]["obs_norm"]["mean"], shape)
+        stats = {"mean": jnp.asarray(mean), "std": jnp.asarray(std)}
+        return {**params, "params": {**params["params"], "obs_norm": stats}}
 
     def apply_sequence(self, params, obs, carry, reset):
         """Scan :meth:`apply` over a leading time axis; returns (carry, logits[T,B], value[T,B])."""
@@ -349,6 +419,14 @@ class Policy:
 
 def make_policy(cfg: PolicyConfig, obs_shape, num_actions, obs_scale=None, obs_dtype=None) -> Policy:
     return Policy(cfg, obs_shape, num_actions, obs_scale, obs_dtype)
+
+
+def policy_for_env(cfg: PolicyConfig, env) -> Policy:
+    """The policy ``cfg`` describes for ``env``'s observation space (shape, dtype), actions and
+    observation scale: one network per (config, env), whoever trains it (PPO, BC)."""
+    params = env.default_params
+    space = env.observation_space(params)
+    return make_policy(cfg, space.shape, env.action_space(params).n, env.obs_scale, space.dtype)
 
 
 def count_params(params) -> int:

@@ -14,7 +14,8 @@ the whole train state (env states, optimizer, curriculum).
 ``transfer(target, source, allow=...)`` copies parameters by name into a freshly initialised
 tree and reports loaded / missing / unexpected / shape-mismatched names; anything but a full
 match is an error unless every offending name matches an ``allow`` pattern (e.g. a new value
-head). ``run.init_from`` uses it to start PPO from a run or an artefact.
+head). ``run.init_from`` uses it to start PPO from a run (PPO or behaviour cloning,
+``jaxrl_arena.bc``) or an artefact.
 """
 
 from __future__ import annotations
@@ -99,8 +100,10 @@ def load_policy(path) -> LoadedPolicy:
     scale = None if meta["obs_scale"] is None else np.asarray(meta["obs_scale"], np.float32)
     policy = make_policy(_policy_config(meta["policy"]), tuple(meta["obs_shape"]),
                          meta["num_actions"], scale, np.dtype(meta["obs_dtype"]))
-    template = policy.init(jax.random.PRNGKey(0),
-                           jnp.zeros((1, *meta["obs_shape"]), np.dtype(meta["obs_dtype"])))
+    # Names, shapes and dtypes are all the strict transfer reads: no initialisation is run.
+    shapes = jax.eval_shape(policy.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct(
+        (1, *meta["obs_shape"]), np.dtype(meta["obs_dtype"])))
+    template = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     saved = serialization.msgpack_restore((path / PARAMS_FILE).read_bytes())
     params, _ = transfer(template, saved)
     return LoadedPolicy(policy, params, meta)
@@ -160,8 +163,11 @@ def transfer(target, source, allow: Sequence[str] = ()) -> tuple[Any, TransferRe
 
 def restore_run_params(directory, env=None) -> tuple[Any, Any, Any, int]:
     """``(config, program, params of the first run, update)`` of the latest checkpoint in a run
-    directory, restored onto one device. ``env``: the run's env when the registry cannot build
-    it from the saved config (an env made in code)."""
+    directory, restored onto one device. ``program`` is the run's ``train.TrainProgram``, or for
+    a behaviour-cloning run (``jaxrl_arena.bc``; ``update`` counts its epochs) its
+    ``bc.BCProgram``: both carry the run's ``env`` and ``policy``. ``env``: the run's env when
+    the registry cannot build it from the saved config (an env made in code; BC runs are N++
+    runs, always built from their config)."""
     from jaxrl_arena import config as config_lib
     from jaxrl_arena.checkpoint import Checkpointer
     from jaxrl_arena.train import make_train
@@ -169,12 +175,17 @@ def restore_run_params(directory, env=None) -> tuple[Any, Any, Any, int]:
     directory = Path(directory)
     if not (directory / "config.json").exists():
         raise FileNotFoundError(f"{directory}: no config.json (not a run directory)")
+    saved = json.loads((directory / "config.json").read_text())
+    resolved = saved.pop("_resolved", None) or {}
+    run_cfg = config_lib.from_dict(saved)
+    if resolved.get("trainer") == "bc":
+        from jaxrl_arena.bc import restore_bc_run
+
+        program, params, epoch = restore_bc_run(directory, run_cfg)
+        return run_cfg, program, params, epoch
     with Checkpointer(directory / "checkpoints") as checkpoints:
         if checkpoints.latest_step() is None:
             raise FileNotFoundError(f"{directory}: no checkpoint to load")
-        saved = json.loads((directory / "config.json").read_text())
-        resolved = saved.pop("_resolved", None) or {}
-        run_cfg = config_lib.from_dict(saved)
         device = jax.devices()[0]
         # Per-device leaves (the pooled reset pool) need the saved device count when present.
         saved_devices = int(resolved.get("devices") or 1)

@@ -1,12 +1,14 @@
 """Policies: shapes and dtypes, uint8 scaling, and recurrent resets that really zero the carry."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_arena.config import PolicyConfig
+from jaxrl_arena.config import PolicyConfig, PPOConfig
 from jaxrl_arena.networks import make_policy
 
 SMALL_LSTM = PolicyConfig(kind="lstm", hidden_sizes=(16,), lstm_size=8, lstm_layers=2,
@@ -254,3 +256,77 @@ def test_conv_without_bias_is_the_biased_torso_at_zero_bias(kernels, strides):
     a, b = with_bias.apply(p_with, obs, (), None), without.apply(p_without, obs, (), None)
     np.testing.assert_allclose(a[1], b[1], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(a[2], b[2], rtol=1e-6, atol=1e-6)
+
+
+NORM_CASES = [  # (policy config, observation shape, dtype, per-channel scale)
+    (PolicyConfig(kind="mlp", hidden_sizes=(16,)), (5,), jnp.float32, None),
+    (PolicyConfig(kind="cnn", hidden_sizes=(16,), cnn_channels=(4,), cnn_kernels=(2,),
+                  cnn_strides=(2,), actor_hidden=8, critic_hidden=8), (3, 8, 8), jnp.uint8,
+     np.full(3, 1 / 255.0, np.float32)),
+    (PolicyConfig(kind="cnn", hidden_sizes=(16,), cnn_channels=(4,), cnn_kernels=(3,),
+                  cnn_strides=(1,), actor_hidden=8, critic_hidden=8), (3, 8, 8), jnp.uint8,
+     np.full(3, 1 / 255.0, np.float32)),
+]
+
+
+@pytest.mark.parametrize("cfg, shape, dtype, scale", NORM_CASES)
+def test_obs_norm_is_a_layer_of_its_own_and_the_identity_until_set(cfg, shape, dtype, scale):
+    """``policy.obs_norm`` (off by default) adds exactly ``params/obs_norm/{mean,std}`` and
+    renames nothing (a policy without it transfers by name); at its initial (0, 1) statistics
+    the outputs are those of the policy without it; set statistics change them as
+    ``(x - mean) / std`` does, per feature of the network's input (patch rows, channels-last)."""
+    assert not PolicyConfig().obs_norm
+    obs = jax.random.randint(jax.random.PRNGKey(0), (4,) + shape, 0, 5).astype(dtype)
+    plain = make_policy(cfg, shape, 3, scale, dtype)
+    normed = make_policy(dataclasses.replace(cfg, obs_norm=True), shape, 3, scale, dtype)
+    p_plain = jax.jit(plain.init)(jax.random.PRNGKey(1), obs)
+    p_norm = jax.jit(normed.init)(jax.random.PRNGKey(1), obs)
+    assert "obs_norm" not in p_plain["params"]
+    stats = p_norm["params"].pop("obs_norm")
+    chex.assert_trees_all_equal(p_norm, p_plain)
+    chex.assert_shape([stats["mean"], stats["std"]], normed.obs_norm_shape())
+    p_norm["params"]["obs_norm"] = stats
+    run_plain = jax.jit(lambda p, o: plain.apply(p, o, (), None)[1:])
+    run_normed = jax.jit(lambda p, o: normed.apply(p, o, (), None)[1:])
+    for a, b in zip(run_plain(p_plain, obs), run_normed(p_norm, obs)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    x = np.asarray(normed.network_input(obs), np.float32).reshape(4, -1)
+    mean, std = x.mean(0), x.std(0)
+    p_set = normed.set_obs_norm(p_norm, mean, std)
+    std_used = np.asarray(p_set["params"]["obs_norm"]["std"]).reshape(-1)
+    np.testing.assert_array_equal(std_used, np.where(std < 1e-6, 1.0, std).astype(np.float32))
+    # Equivalent to the plain policy reading the normalised input itself.
+    z = jnp.asarray(((x - mean) / std_used).reshape((4,) + normed.obs_norm_shape()))
+    ref = jax.jit(plain.module.apply)(p_plain, z)
+    np.testing.assert_allclose(run_normed(p_set, obs)[0], ref[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="obs_norm=true"):
+        plain.set_obs_norm(p_plain, mean, std)
+
+
+def test_optimizer_steps_leave_the_obs_norm_statistics_bit_identical():
+    """The statistics get a zero gradient (stop_gradient) and PPO's Adam (``Learner.adam``, no
+    weight decay) then moves them by exactly 0 while every trained leaf moves."""
+    from jaxrl_arena.ppo import Learner
+
+    cfg = PolicyConfig(kind="mlp", hidden_sizes=(8,), obs_norm=True)
+    policy = make_policy(cfg, (3,), 4)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (6, 3))
+    params = policy.set_obs_norm(policy.init(jax.random.PRNGKey(1), obs), [0.5, -1.0, 2.0],
+                                 [2.0, 0.5, 3.0])
+
+    def loss(p):
+        _, logits, value = policy.apply(p, obs, (), None)
+        return jnp.sum(logits ** 2) + jnp.sum(value ** 2)
+
+    grad = jax.jit(jax.grad(loss))
+    assert all(float(jnp.abs(g).max()) == 0.0
+               for g in jax.tree.leaves(grad(params)["params"]["obs_norm"]))
+    learner = Learner(policy, PPOConfig(), total_updates=1)
+    step = jax.jit(lambda p, s: learner.adam(p, grad(p), s, 1e-2, jnp.bool_(True)))
+    new, state = params, learner.init(params)
+    for _ in range(3):
+        new, state = step(new, state)
+    chex.assert_trees_all_equal(new["params"]["obs_norm"], params["params"]["obs_norm"])
+    moved = [not np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(new["params"]["Dense_0"]), jax.tree.leaves(params["params"]["Dense_0"]))]
+    assert all(moved)

@@ -70,3 +70,31 @@ def test_dataset_splits_by_file_reports_skips_and_caches(setup, tmp_path, monkey
     again = build_dataset(env, paths[:2], val_fraction=0.5, cache_dir=tmp_path / "cache",
                           report=lambda _: None)
     np.testing.assert_array_equal(again.train_obs, ds.train_obs)
+
+
+def test_a_stale_or_unreadable_cache_entry_is_rebuilt(setup, tmp_path, monkeypatch):
+    """The cache key covers the code (``source_version``: the envs/npp sources): another
+    version misses and re-simulates; an unreadable entry is simulated again, not skipped."""
+    from envs.npp import bc_data
+
+    root, _, env, sim = setup
+    path = [root / "replays" / FILES[0]]
+    calls = []
+    simulate = ReplaySimulator.replay
+    monkeypatch.setattr(ReplaySimulator, "replay",
+                        lambda self, p: calls.append(p) or simulate(self, p))
+
+    def build():
+        return build_dataset(env, path, val_fraction=0, cache_dir=tmp_path,
+                             report=lambda _: None, simulator=sim)
+
+    first, again = build(), build()
+    assert len(calls) == 1 and len(list(tmp_path.glob("*.npz"))) == 1
+    monkeypatch.setattr(bc_data, "source_version", lambda: "another version of the code")
+    stale = build()
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.npz"))) == 2
+    (tmp_path / f"{bc_data.cache_key(env, path[0])}.npz").write_bytes(b"not an npz")
+    rebuilt = build()
+    assert len(calls) == 3 and not rebuilt.skipped
+    for ds in (again, stale, rebuilt):
+        np.testing.assert_array_equal(ds.train_obs, first.train_obs)

@@ -46,6 +46,33 @@ def test_artefact_round_trip_is_bit_identical(tmp_path):
     assert size < 100_000
 
 
+def test_artefact_carries_the_obs_norm_statistics_bit_for_bit(tmp_path):
+    """``policy.obs_norm`` statistics are parameters: the artefact holds them, its logits are
+    the saved policy's bit for bit, and an artefact written before the key existed (no
+    ``obs_norm`` in its policy config) still loads, without the layer."""
+    import json
+
+    env = ScaledCountdown(num_agents=2)
+    cfg = C.PolicyConfig(kind="mlp", hidden_sizes=(16,), obs_scale="env", obs_norm=True)
+    policy = make_policy(cfg, (2,), 3, env.obs_scale, jnp.float32)
+    params = policy.set_obs_norm(policy.init(jax.random.PRNGKey(0), jnp.zeros((1, 2))),
+                                 [1.0, -0.5], [0.25, 4.0])
+    obs = jax.random.uniform(jax.random.PRNGKey(1), (5, 2)) * 4
+    logits = jax.jit(lambda p, o: policy.apply(p, o, (), None)[1])(params, obs)
+    loaded = load_policy(save_policy(tmp_path / "a", cfg, params, env))
+    np.testing.assert_array_equal(jax.jit(loaded.logits)(obs), logits)
+    for key in ("mean", "std"):
+        np.testing.assert_array_equal(loaded.params["params"]["obs_norm"][key],
+                                      params["params"]["obs_norm"][key])
+    plain = C.PolicyConfig(kind="mlp", hidden_sizes=(16,), obs_scale="env")
+    old = make_policy(plain, (2,), 3, env.obs_scale, jnp.float32)
+    save_policy(tmp_path / "old", plain, old.init(jax.random.PRNGKey(0), jnp.zeros((1, 2))), env)
+    meta = json.loads((tmp_path / "old" / "policy.json").read_text())
+    del meta["policy"]["obs_norm"]
+    (tmp_path / "old" / "policy.json").write_text(json.dumps(meta))
+    assert "obs_norm" not in load_policy(tmp_path / "old").params["params"]
+
+
 def test_transfer_refuses_a_partial_or_reshaped_load_and_names_what():
     small = make_policy(C.PolicyConfig(hidden_sizes=(8,)), (2,), 3)
     deep = make_policy(C.PolicyConfig(hidden_sizes=(8, 8)), (2,), 3)
