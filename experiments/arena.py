@@ -1,6 +1,7 @@
 """Train PPO on the Era-B MettaGrid arena (24 agents, converters, combat).
 
-    python experiments/arena.py                                   # recipe arena_basic_easy_shaped
+    python experiments/arena.py                                   # the quickstart for this device
+    python experiments/arena.py --recipe arena_basic_easy_shaped  # Metta's LSTM recipe
     python experiments/arena.py --config-override run.seed=3 ppo.lr=3e-4
     python experiments/arena.py --recipe arena_ff                 # feed-forward CNN policy
     python experiments/arena.py --config-override arena.combat=false   # attacks cost 100 lasers
@@ -17,8 +18,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jaxrl_arena import cli  # noqa: E402
 
 
+def quickstart_recipe() -> str:
+    """Without --recipe: a run that shows learning in minutes on this machine's device
+    (``arena_quickstart_gpu`` or ``arena_quickstart_cpu``; the banner says what it does)."""
+    import jax
+
+    return "arena_quickstart_cpu" if jax.default_backend() == "cpu" else "arena_quickstart_gpu"
+
+
 def main() -> int:
-    p = cli.parser(__doc__.strip().splitlines()[0], default_recipe="arena_basic_easy_shaped")
+    p = cli.parser(__doc__.strip().splitlines()[0], default_recipe=quickstart_recipe())
     cli.add_render_args(p, default_steps=200)
     args, cfg = cli.parse_entry(p, "arena", "experiments/arena.py")
     if args.print_config:
@@ -29,7 +38,8 @@ def main() -> int:
         print(f"wrote {path} ({source})")
         return 0
     return cli.train_and_report(cfg, args, "arena", "env_agent/heart.get",
-                                "heart.get per agent per episode")
+                                "heart.get per agent per episode",
+                                trend=("overview/reward", "reward per agent per episode"))
 
 
 def render_run_episode(cfg, recipe: str, out: str, steps: int) -> tuple[str, str]:

@@ -1,20 +1,51 @@
-"""Command line shared by every experiment: --recipe, --config-override, --fresh, seeds, A/B."""
+"""Command line shared by every experiment: --recipe or --config, --config-override, --fresh,
+seeds, A/B; ``--help`` lists every config key (type, default, meaning) and ``--list-recipes``
+the named configs.
+
+A key's meaning in ``--help`` is the comment that documents its field in
+``jaxrl_arena/config/schema.py`` (the comment lines right above the field, first sentence, and
+the comment beside it), so the help and the schema cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import inspect
+import io
+import json
+import re
 import sys
-from typing import Callable, Sequence
+import tokenize
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, Union
 
 from jaxrl_arena import config as config_lib
 from jaxrl_arena.config import Config, ConfigError
+from jaxrl_arena.config import schema as schema_module
+
+# A sentence ends at ". " before a capital, a quote or a backtick (not after "e.g." / "i.e.").
+SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z\"`(])")
 
 
 def parser(description: str, default_recipe: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--recipe", default=default_recipe,
-                   help=f"named config to start from (default: {default_recipe}); "
-                        f"known: {', '.join(sorted(config_lib.RECIPES))}")
+    p = argparse.ArgumentParser(description=description,
+                                epilog=config_reference(default_recipe),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(default_recipe=default_recipe)
+    p.add_argument("--recipe", default=None,
+                   help=f"named config to start from (default: {default_recipe}; "
+                        "--list-recipes lists them)")
+    p.add_argument("--config", default=None, metavar="FILE.json",
+                   help="start from a whole config saved as JSON (a run's config.json, "
+                        "--print-config's output); keys it lacks keep their schema defaults, "
+                        "--config-override applies on top")
+    p.add_argument("--list-recipes", action=ListRecipes,
+                   help="print every recipe with its env and a one-line description, and exit")
     p.add_argument("--config-override", nargs="+", action="extend", default=[],
                    metavar="KEY=VALUE", help="dotted.key=value, one or more; may repeat")
     p.add_argument("--fresh", action="store_true",
@@ -52,7 +83,18 @@ def parse_entry(p: argparse.ArgumentParser, env_name: str, script: str
 
 
 def build_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
-    cfg = config_lib.get_recipe(args.recipe)
+    """The config of ``--recipe`` or ``--config``, then ``extra`` and ``--config-override``,
+    ``--num-seeds``, ``--init-from``. Sets ``args.recipe`` to the name runs are labelled with:
+    the recipe, or with ``--config`` the recipe the file's run was started from (else the file
+    name), so a run's own ``config.json`` resumes that run."""
+    config_file = getattr(args, "config", None)
+    if config_file and args.recipe:
+        raise ConfigError("--config and --recipe both give the starting config; pass one")
+    if config_file:
+        cfg, args.recipe = config_from_file(config_file)
+    else:
+        args.recipe = args.recipe or getattr(args, "default_recipe", None)
+        cfg = config_lib.get_recipe(args.recipe)
     cfg = config_lib.apply_overrides(cfg, list(extra) + list(args.config_override))
     if args.num_seeds is not None:
         cfg = config_lib.replace(cfg, "run.num_seeds", args.num_seeds)
@@ -89,9 +131,10 @@ def print_config(cfg: Config) -> None:
 
 
 def train_and_report(cfg: Config, args: argparse.Namespace, experiment: str,
-                     metric: str, label: str) -> int:
-    """Train (or resume) ``cfg`` and print one closing line with ``metric``'s last value and
-    the last held-out evaluation of the same statistic (``eval/<stat>/<task>``)."""
+                     metric: str, label: str, trend: tuple[str, str] | None = None) -> int:
+    """Train (or resume) ``cfg`` and print one closing line with ``metric``'s last value, the
+    last held-out evaluation of the same statistic (``eval/<stat>/<task>``) and, with
+    ``trend=(metric, label)``, that metric's first and last logged values in this run dir."""
     from jaxrl_arena.evaluation import metric_name
     from jaxrl_arena.loop import train
 
@@ -99,8 +142,193 @@ def train_and_report(cfg: Config, args: argparse.Namespace, experiment: str,
     value = result.last_metrics.get(metric)
     prefix = f"eval/{metric_name(metric.rsplit('/', 1)[-1])}/"
     held_out = {k[len(prefix):]: v for k, v in result.last_metrics.items() if k.startswith(prefix)}
+    first_last = logged_first_last(result.run_dir, trend[0]) if trend else None
     print(f"done: {result.agent_steps:,} agent-steps in {result.run_dir}"
+          + (f", {trend[1]} {first_last[0]:.3f} -> {first_last[1]:.3f}" if first_last else "")
           + (f", {label} {value:.3f}" if value is not None else "")
           + ("; held-out " + ", ".join(f"{t} {v:.3f}" for t, v in held_out.items())
              if held_out else ""))
     return 0
+
+
+def logged_first_last(run_dir, metric: str) -> tuple[float, float] | None:
+    """The first and the last value of ``metric`` in a run dir's metrics.jsonl (None if it
+    was never logged)."""
+    values = []
+    path = Path(run_dir) / "metrics.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            value = json.loads(line).get(metric) if line.strip() else None
+            if isinstance(value, (int, float)):
+                values.append(float(value))
+    return (values[0], values[-1]) if values else None
+
+
+# ----------------------------------------------------------------------------- --config FILE
+def config_from_file(path: str) -> tuple[Config, str]:
+    """``(config, run label)`` of a JSON config file; every mistake is one line naming the
+    file: unreadable, not JSON, an unknown key (``config.from_dict``), a value of the wrong
+    type (parsed as ``--config-override`` parses it)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError(f"--config {path}: cannot read it ({err.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--config {path}: not JSON ({err.msg} at line {err.lineno}, "
+                          f"column {err.colno})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of config sections, "
+                          f"got {type(data).__name__}")
+    sections = {f.name for f in dataclasses.fields(Config)}
+    for name, value in data.items():
+        if name in sections and not isinstance(value, dict):
+            raise ConfigError(f"--config {path}: section {name!r} must be an object of keys, "
+                              f"got {type(value).__name__}")
+    try:
+        cfg = config_lib.from_dict(data)
+        for key in config_lib.all_keys():
+            value = config_lib.parse_value(key, override_text(config_lib.get(cfg, key)))
+            cfg = config_lib.replace(cfg, key, value)
+    except ConfigError as err:
+        raise ConfigError(f"--config {path}: {err}") from None
+    resolved = data.get("_resolved")
+    label = resolved.get("recipe") if isinstance(resolved, dict) else None
+    return cfg, label or Path(path).stem
+
+
+def override_text(value: Any) -> str:
+    """A config value as ``--config-override`` spells it (``true``, ``64,64``, ``none``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(override_text(v) for v in value) if value else "()"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 1e6 in a JSON file is a float; an int key takes it
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- --list-recipes
+class ListRecipes(argparse.Action):
+    """``--list-recipes``: prints the recipes and exits, like ``--help``."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(recipe_list(parser.get_default("default_recipe")))
+        parser.exit()
+
+
+def recipe_list(default_recipe: str | None = None) -> str:
+    """One line per recipe: name, the env it trains, the first sentence of its docstring."""
+    rows = []
+    for name in sorted(config_lib.RECIPES):
+        doc = first_sentence(inspect.getdoc(config_lib.RECIPES[name]) or "") or "(no description)"
+        mark = " (default)" if name == default_recipe else ""
+        rows.append((name + mark, config_lib.get_recipe(name).env.name, doc))
+    width = max(len(r[0]) for r in rows)
+    env_width = max(len(r[1]) for r in rows)
+    return "\n".join(f"{n:<{width}}  {e:<{env_width}}  {d}" for n, e, d in rows)
+
+
+def first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return SENTENCE_END.split(text, maxsplit=1)[0] if text else ""
+
+
+# ----------------------------------------------------------------------------- --help keys
+@dataclasses.dataclass(frozen=True)
+class KeyDoc:
+    key: str  # dotted, e.g. "ppo.lr"
+    type: str  # e.g. "float", "int|auto", "mlp|cnn|lstm"
+    default: str  # the schema default, spelled as an override
+    meaning: str  # one line from schema.py's comments; "" when the field has none
+
+
+def schema_comments(module: types.ModuleType = schema_module) -> dict[tuple[str, str], str]:
+    """``{(class name, field name): one-line meaning}`` from the comments of a module's
+    dataclass fields: the first sentence of the comment lines directly above a field, then
+    the comment beside it."""
+    source = inspect.getsource(module)
+    lines = source.splitlines()
+    beside, alone = {}, {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            row = tok.start[0]
+            text = tok.string.lstrip("#").strip()
+            own_line = lines[row - 1].lstrip().startswith("#")
+            (alone if own_line else beside)[row] = text
+    meanings = {}
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for stmt in node.body:
+            if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
+                continue
+            above, row = [], stmt.lineno - 1
+            while row in alone:
+                above.insert(0, alone[row])
+                row -= 1
+            side = [beside[r] for r in range(stmt.lineno, stmt.end_lineno + 1) if r in beside]
+            parts = [first_sentence(" ".join(above))] + side
+            meanings[(node.name, stmt.target.id)] = "; ".join(p for p in parts if p)
+    return meanings
+
+
+def type_label(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "|".join(str(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return "|".join(type_label(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"tuple[{type_label(typing.get_args(tp)[0])}]"
+    if tp is type(None):
+        return "none"
+    return getattr(tp, "__name__", str(tp))
+
+
+def key_docs() -> list[KeyDoc]:
+    """Every config key with its type, schema default and meaning, in schema order."""
+    meanings = schema_comments()
+    defaults = Config()
+    docs = []
+    for section, cls in typing.get_type_hints(Config).items():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            key = f"{section}.{field.name}"
+            docs.append(KeyDoc(key, type_label(hints[field.name]),
+                               override_text(config_lib.get(defaults, key)),
+                               meanings.get((cls.__name__, field.name), "")))
+    return docs
+
+
+def config_reference(recipe: str | None = None) -> str:
+    """The ``--help`` epilog: every key as ``key  type = default  meaning``, grouped by
+    section (with the section's docstring); where ``recipe`` sets another value, it is shown."""
+    recipe_cfg = config_lib.get_recipe(recipe) if recipe else None
+    docs = key_docs()
+    width = max(len(d.key) for d in docs)
+    lines = ["config keys (--config-override KEY=VALUE; the default is the schema's"
+             + (f", [recipe: ...] where {recipe} differs):" if recipe else "):")]
+    section = None
+    for d in docs:
+        name = d.key.split(".")[0]
+        if name != section:
+            section = name
+            cls = typing.get_type_hints(Config)[name]
+            doc = inspect.getdoc(cls) or ""
+            # A dataclass without a docstring gets its signature as __doc__: not an intro.
+            intro = "" if doc.startswith(f"{cls.__name__}(") else first_sentence(doc)
+            lines.append(f"\n{name}:" + (f" {intro}" if intro else ""))
+        value = f"{d.type} = {d.default or chr(34) * 2}"
+        if recipe_cfg is not None:
+            in_recipe = override_text(config_lib.get(recipe_cfg, d.key))
+            if in_recipe != d.default:
+                value += f" [recipe: {in_recipe}]"
+        lines.append(f"  {d.key:<{width}}  {value}" + (f"  {d.meaning}" if d.meaning else ""))
+    return "\n".join(lines)

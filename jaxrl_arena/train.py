@@ -25,7 +25,7 @@ from envs.base import MultiAgentEnv
 from jaxrl_arena import config as config_lib
 from jaxrl_arena.config import Config, ConfigError
 from jaxrl_arena.curriculum import EpisodeOutcomes, make_curriculum
-from jaxrl_arena.networks import make_policy
+from jaxrl_arena.networks import policy_for_env
 from jaxrl_arena.ppo import Hyperparams, Learner, prepare_batch
 from jaxrl_arena.rollout import Rollout, RolloutState, reset_pool_size, reset_refresh_count
 
@@ -220,10 +220,7 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     num_updates, chunk_len = plan_chunks(max(1, cfg.run.total_timesteps // agent_steps_per_update),
                                          cfg.run.updates_per_chunk)
 
-    params0 = env.default_params
-    obs_space = env.observation_space(params0)
-    policy = make_policy(cfg.policy, obs_space.shape, env.action_space(params0).n,
-                         env.obs_scale, obs_space.dtype)
+    policy = policy_for_env(cfg.policy, env)  # the network BC builds too (jaxrl_arena/bc.py)
     curriculum = make_curriculum(cfg, env)
     pool_size = reset_pool_size(cfg.env, local_envs)
     rollout = Rollout(env, policy, curriculum, num_envs=local_envs, num_steps=T, horizon=horizon,
@@ -271,9 +268,17 @@ def make_train(cfg: Config, *, env: MultiAgentEnv | None = None, ab: list[str] |
     specs = state_specs()
     hps = jax.tree.map(lambda *xs: jnp.stack(xs),
                        *[Hyperparams.from_config(r.config.ppo) for r in runs])
+
+    def init_runs(keys, hps):
+        # A loop over runs, not vmap: vmapped, the orthogonal initialisers' QR is one batched
+        # LAPACK call, which jaxlib's CPU kernel splits over the intra-op thread pool and waits
+        # for; with every pool thread running a device's shard of this program (2 devices on 2
+        # cores), none is left to run the pieces and init hangs. Init runs once: the loop costs
+        # nothing.
+        return jax.lax.map(lambda args: init_single(*args), (keys, hps))
+
     init_sharded = jax.jit(jax.shard_map(
-        over_runs(init_single), mesh=mesh, in_specs=(P(), P()), out_specs=specs,
-        check_vma=False,
+        init_runs, mesh=mesh, in_specs=(P(), P()), out_specs=specs, check_vma=False,
     ))
 
     def init(key: jax.Array | None = None) -> TrainState:
