@@ -101,7 +101,7 @@ def _arena_ff() -> Config:
 def _arena_quickstart_gpu() -> Config:
     """The README's main job on a GPU: arena_ff (24 agents, feed-forward CNN) for 1.2B
     agent-steps, about 5 minutes on an H200 (2048 envs), in which heart.get per agent per
-    episode rises from 0 to several (docs/QUICKSTART.md)."""
+    episode rises from 0 to about 13 (docs/QUICKSTART.md)."""
     cfg = _arena_ff()
     return dataclasses.replace(
         cfg,
