@@ -232,7 +232,7 @@ class Learner:
 
     def step(self, carry, mb: Minibatch, coefs, hp: Hyperparams):
         params, opt_state, opt_step = carry
-        if self.ppo.norm_adv:
+        if self.ppo.norm_adv and self.ppo.norm_adv_scope == "minibatch":
             mb = mb._replace(advantages=normalize(mb.advantages, self.axis_name))
         loss, metrics, grads = self.gradients(params, coefs, mb)
         norm = global_norm(grads)
@@ -283,6 +283,8 @@ class Learner:
             "ent_coef": hp.ent_coef * self.ent_factor(update_index),
         }
         num_seq = data.advantages.shape[1]
+        if self.ppo.norm_adv and self.ppo.norm_adv_scope == "batch":
+            data = data._replace(advantages=normalize(data.advantages, self.axis_name))
         rows_of = {f: getattr(data, f) for f in data._fields if f not in ("obs", "carry")}
         packed, unpack_rows = pack_leaves(rows_of)
         layout = {}   # how ``minibatch`` packed its metrics (set while tracing)

@@ -143,3 +143,76 @@ def test_fused_adam_equals_optax_and_a_skipped_step_changes_nothing():
         chex.assert_trees_all_equal(skipped, ours)
     chex.assert_trees_all_equal(ours, ref)
     assert int(ours[1].count) == 5
+
+
+class FixedOutputs:
+    """A stand-in policy whose per-sample logits and values are given (the observation is the
+    sample's index into them): the loss by hand."""
+
+    def __init__(self, logits, values):
+        self.logits, self.values = jnp.asarray(logits), jnp.asarray(values)
+
+    def apply_sequence(self, params, obs, carry, resets):
+        i = obs[..., 0].astype(jnp.int32)
+        return carry, self.logits[0][i], self.values[0][i]
+
+
+@pytest.mark.parametrize("clip_vloss, value_loss", [(True, 0.428125), (False, 0.288125)])
+def test_clipped_losses_by_hand(clip_vloss, value_loss):
+    """Two samples, worked by hand (clip 0.2, value clip 0.1, no entropy weight):
+    ratios 1.5 and 0.5 with advantages +1 and -1: surrogate max(-1.5, -1.2) = -1.2 and
+    max(0.5, 0.8) = 0.8, mean -0.2. Values: V_old 1, V 1.5, R 2: (V-R)^2 = 0.25, clipped
+    (1.1-2)^2 = 0.81; V_old 1, V 0.95, R 0: both 0.9025. Clipped: 0.5 * (0.81 + 0.9025) / 2;
+    unclipped: 0.5 * (0.25 + 0.9025) / 2."""
+    logits = jnp.zeros((1, 2, 2))  # uniform: log pi(a) = log 0.5 for both actions
+    policy = FixedOutputs(logits, [[1.5, 0.95]])
+    log_half = float(np.log(0.5))
+    mb = Minibatch(obs=jnp.arange(2.0).reshape(1, 2, 1), actions=jnp.zeros((1, 2), jnp.int32),
+                   log_probs=jnp.asarray([[log_half - np.log(1.5), log_half - np.log(0.5)]]),
+                   values=jnp.asarray([[1.0, 1.0]]), advantages=jnp.asarray([[1.0, -1.0]]),
+                   returns=jnp.asarray([[2.0, 0.0]]), resets=jnp.zeros((1, 2), bool), carry=())
+    c = {"clip_coef": 0.2, "vf_clip_coef": 0.1, "ent_coef": 0.0, "vf_coef": 0.5}
+    total, m = loss_fn(None, policy, c, mb, clip_vloss=clip_vloss)
+    assert float(m["loss/policy_loss"]) == pytest.approx(-0.2, abs=1e-6)
+    assert float(m["loss/value_loss"]) == pytest.approx(value_loss, abs=1e-6)
+    assert float(m["loss/clipfrac"]) == 1.0  # both ratios outside [0.8, 1.2]
+    assert float(total) == pytest.approx(-0.2 + 0.5 * value_loss, abs=1e-6)
+
+
+@pytest.mark.parametrize("scope", ["minibatch", "batch"])
+def test_advantage_normalisation_scope(scope):
+    """ppo.norm_adv_scope: the surrogate of each minibatch sees advantages standardised with
+    its own statistics ("minibatch") or with the whole rollout's ("batch"); worked in numpy
+    from the learner's minibatch split (one epoch, two minibatches, clipped ratios 1.3/0.7)."""
+    S = 8
+    adv = np.arange(S, dtype=np.float64) ** 2
+    ratio = np.where(np.arange(S) % 2 == 0, 1.3, 0.7)
+    policy = FixedOutputs(jnp.zeros((1, S, 2)), jnp.zeros((1, S)))
+    log_half = np.log(0.5)
+    data = Minibatch(obs=jnp.arange(float(S)).reshape(1, S, 1), actions=jnp.zeros((1, S), jnp.int32),
+                     log_probs=jnp.asarray((log_half - np.log(ratio))[None], jnp.float32),
+                     values=jnp.zeros((1, S)), advantages=jnp.asarray(adv[None], jnp.float32),
+                     returns=jnp.zeros((1, S)), resets=jnp.zeros((1, S), bool), carry=())
+    ppo = dataclasses.replace(PPOConfig(), num_minibatches=2, update_epochs=1,
+                              norm_adv_scope=scope, ent_coef=0.0)
+    learner = Learner(policy, ppo, total_updates=1)
+    key = jax.random.PRNGKey(3)
+    *_, metrics = learner.update({}, learner.init({}), jnp.int32(0), data,
+                                 Hyperparams.from_config(ppo), key, 0)
+
+    def standardise(x):
+        return (x - x.mean()) / (np.sqrt(max((x ** 2).mean() - x.mean() ** 2, 0.0)) + 1e-8)
+
+    groups = np.asarray(jax.random.permutation(jax.random.split(key, 1)[0], S)).reshape(2, -1)
+    batch = standardise(adv)
+    losses = []
+    for rows in groups:
+        a = batch[rows] if scope == "batch" else standardise(adv[rows])
+        r = ratio[rows]
+        losses.append(np.maximum(-a * r, -a * np.clip(r, 0.8, 1.2)).mean())
+    assert float(metrics["loss/policy_loss"]) == pytest.approx(np.mean(losses), abs=1e-5)
+    # The two scopes differ here (the check above could not pass for both by accident).
+    other = [np.maximum(-x * ratio[rows], -x * np.clip(ratio[rows], 0.8, 1.2)).mean()
+             for rows in groups
+             for x in [standardise(adv[rows]) if scope == "batch" else batch[rows]]]
+    assert abs(np.mean(other) - np.mean(losses)) > 1e-3

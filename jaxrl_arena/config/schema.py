@@ -149,7 +149,10 @@ class PPOConfig:
     ent_final_fraction: float = 1.0  # linear: entropy weight at the end, as a fraction
     vf_coef: float = 0.5  # value loss weight
     max_grad_norm: float = 0.5  # global gradient-norm clip
-    norm_adv: bool = True  # standardise advantages per minibatch
+    norm_adv: bool = True  # standardise advantages (over norm_adv_scope)
+    # Statistics of the standardisation: each minibatch's own (Era B, CleanRL) or the whole
+    # rollout's, once per update (every minibatch then keeps its share of the batch's mean).
+    norm_adv_scope: Literal["minibatch", "batch"] = "minibatch"
     bptt_horizon: int = 0  # recurrent sequence length; 0 = num_steps
     grad_accum_steps: int = 1  # micro-batches per minibatch (explicit gradient accumulation)
     max_consecutive_skips: int = 10  # non-finite updates in a row before the run stops
