@@ -468,8 +468,8 @@ def run_agents(s: EnvState, actions, order, params: EnvParams):
     Exactly the engine's ordered passes (``run_agents_ordered``), computed in parallel: in each
     pass the turns that do not depend on the order (``attack_serial_mask``,
     ``act_serial_mask``) are taken at once from the board at the pass start, then the others
-    one after another in order (``_serial_turns``). Each turn's
-    inventory sequence numbers come from its position in the order, as in the ordered loop."""
+    one after another in order (``_serial_turns``). Each turn's inventory sequence numbers
+    come from its position in the order, as in the ordered loop."""
     n = actions.shape[0]
     agents_idx = jnp.arange(n, dtype=jnp.int32)
     position = jnp.zeros(n, jnp.int32).at[order].set(agents_idx)
