@@ -62,6 +62,35 @@ def gae(rewards, values, terminated, truncated, final_values, last_value, gamma,
     return advantages
 
 
+def era_b_advantages(rewards, values, terminated, gamma, gae_lambda, segment: int):
+    """Metta's Era-B advantage (docs/specs/arena.md §13.2, V-trace at ratio 1), ``[T, B]``.
+
+    The rollout is cut into segments of ``segment`` steps; within each, for t = H-2 .. 0,
+    ``delta_t = r_t + gamma V_{t+1} (1 - term_t) - V_t`` and
+    ``A_t = delta_t + gamma lambda (1 - term_t) A_{t+1}``, with ``A_{H-1} = 0`` (no bootstrap
+    across segments). Only terminations stop the bootstrap: at a truncation ``V_{t+1}`` is the
+    next episode's first value, as in the reference.
+    """
+    chex.assert_equal_shape([rewards, values, terminated])
+    T, B = rewards.shape
+    H = int(segment)
+    if T % H:
+        raise ValueError(f"rollout length {T} is not a multiple of the segment length {H}")
+    split = lambda x: x.reshape(T // H, H, B).swapaxes(0, 1)     # [H, C, B]: step in segment
+    r, v, cont = split(rewards), split(values), 1.0 - split(terminated).astype(rewards.dtype)
+    next_v = jnp.concatenate([v[1:], jnp.zeros_like(v[:1])], axis=0)
+    deltas = r + gamma * next_v * cont - v
+    last = (jnp.arange(H) == H - 1)[:, None, None]
+
+    def backward(next_adv, inputs):
+        delta, c, is_last = inputs
+        adv = jnp.where(is_last, 0.0, delta + gamma * gae_lambda * c * next_adv)
+        return adv, adv
+
+    _, adv = jax.lax.scan(backward, jnp.zeros_like(v[0]), (deltas, cont, last), reverse=True)
+    return adv.swapaxes(0, 1).reshape(T, B)
+
+
 class Minibatch(NamedTuple):
     """Learner inputs in sequence form ``[H, S, ...]``: ``S`` sequences of ``H`` steps
     (``H = 1`` for feed-forward policies), with the recurrent carry at each sequence start."""
@@ -83,19 +112,25 @@ def to_sequences(x, H: int):
     return x.reshape((H, C * x.shape[2]) + x.shape[3:])
 
 
-def prepare_batch(tr, last_value, start_carries, gamma, gae_lambda, horizon: int):
+def prepare_batch(tr, last_value, start_carries, gamma, gae_lambda, horizon: int,
+                  advantage: str = "gae", segment: int = 0):
     """The learner's data from one rollout: ``(Minibatch [H, S, ...], values, returns)``.
 
     ``tr``: the rollout's transitions (``rollout.Transition``, leaves ``[T, N, A, ...]`` or
     ``[T, N]``); ``last_value [N, A]``; ``start_carries``: the recurrent carry at each sequence
     start (``()`` for feed-forward policies, which use ``horizon = 1``). Agents become rows
-    (``B = N A``); advantages by :func:`gae` over ``[T, B]``; returns = advantages + values.
+    (``B = N A``); advantages by :func:`gae` over ``[T, B]`` (``advantage="era_b"``:
+    :func:`era_b_advantages` over segments of ``segment`` steps); returns = advantages + values.
     """
     T, N, A = tr.reward.shape
     rows = lambda x: x.reshape((T, N * A) + x.shape[3:])
     values = rows(tr.value)
-    advantages = gae(rows(tr.reward), values, rows(tr.terminated), rows(tr.truncated),
-                     rows(tr.final_value), last_value.reshape(-1), gamma, gae_lambda)
+    if advantage == "era_b":
+        advantages = era_b_advantages(rows(tr.reward), values, rows(tr.terminated), gamma,
+                                      gae_lambda, segment or T)
+    else:
+        advantages = gae(rows(tr.reward), values, rows(tr.terminated), rows(tr.truncated),
+                         rows(tr.final_value), last_value.reshape(-1), gamma, gae_lambda)
     returns = advantages + values
     seq = lambda x: to_sequences(x, horizon)
     data = Minibatch(

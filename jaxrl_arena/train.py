@@ -151,7 +151,8 @@ def update_step(ts: TrainState, *, rollout: Rollout, learner: Learner, curriculu
                                                               ts.rollout, k_roll)
     data, values, returns = prepare_batch(
         tr, last_value, start_carries, hp.gamma, hp.gae_lambda,
-        horizon=rollout.horizon if rollout.policy.is_recurrent else 1)
+        horizon=rollout.horizon if rollout.policy.is_recurrent else 1,
+        advantage=learner.ppo.advantage, segment=learner.ppo.bptt_horizon or rollout.num_steps)
     if learn:
         with jax.named_scope("learner"):
             params, opt_state, opt_step, metrics = learner.update(

@@ -88,3 +88,44 @@ def test_learner_batch_regresses_values_to_advantages_plus_values():
     np.testing.assert_allclose(data.returns.reshape(T, N * A)[:, 1], adv + np.asarray(V), rtol=1e-6)
     np.testing.assert_allclose(data.advantages.reshape(T, N * A)[:, 0], adv, rtol=1e-6)
     np.testing.assert_array_equal(values, per_agent(V).reshape(T, N * A))
+
+
+def test_era_b_advantage_by_hand():
+    """arena.md §13.2 at ratio 1, worked by hand (gamma = lambda = 0.5): rewards 1, 0, 2, 1;
+    values .5, .4, .3, .2; the episode terminates at step 1. One segment of 4: A3 = 0;
+    A2 = 2 + .5 * .2 - .3 = 1.8; A1 = 0 + 0 - .4 = -0.4 (terminated: no bootstrap, no chain);
+    A0 = (1 + .5 * .4 - .5) + .25 * (-.4) = 0.6. Two segments of 2: A1 = A3 = 0, A0 = 0.7,
+    A2 = 1.8. A truncation changes nothing (Era B ignores it)."""
+    from jaxrl_arena.ppo import era_b_advantages
+
+    r = jnp.asarray([[1.0], [0.0], [2.0], [1.0]])
+    v = jnp.asarray([[0.5], [0.4], [0.3], [0.2]])
+    term = jnp.asarray([[False], [True], [False], [False]])
+    one = era_b_advantages(r, v, term, 0.5, 0.5, segment=4)
+    np.testing.assert_allclose(np.asarray(one)[:, 0], [0.6, -0.4, 1.8, 0.0], atol=1e-6)
+    two = era_b_advantages(r, v, term, 0.5, 0.5, segment=2)
+    np.testing.assert_allclose(np.asarray(two)[:, 0], [0.7, 0.0, 1.8, 0.0], atol=1e-6)
+
+
+def test_prepare_batch_switches_to_the_era_b_advantage():
+    """ppo.advantage=era_b reaches the learner's batch (returns = advantages + values too);
+    with a truncation and a bootstrap from last_value, GAE's batch differs."""
+    from types import SimpleNamespace
+
+    from jaxrl_arena.ppo import era_b_advantages, prepare_batch
+
+    T, N, A = 3, 1, 2
+    per_agent = lambda x: jnp.tile(jnp.asarray(x, jnp.float32)[:, None, None], (1, N, A))
+    tr = SimpleNamespace(
+        reward=per_agent(R), value=per_agent(V), terminated=per_agent([0, 0, 0]).astype(bool),
+        truncated=per_agent([0, 1, 0]).astype(bool), final_value=per_agent([0, 5, 0]),
+        obs=jnp.zeros((T, N, A, 1)), action=jnp.zeros((T, N, A), jnp.int32),
+        log_prob=jnp.zeros((T, N, A)), reset=jnp.zeros((T, N), bool))
+    last = jnp.full((N, A), LAST)
+    _, values, returns = prepare_batch(tr, last, (), G, L, horizon=1, advantage="era_b",
+                                       segment=T)
+    rows = lambda x: x.reshape(T, N * A)
+    want = era_b_advantages(rows(tr.reward), rows(tr.value), rows(tr.terminated), G, L, T)
+    np.testing.assert_allclose(np.asarray(returns), np.asarray(want + values), rtol=1e-6)
+    _, _, gae_returns = prepare_batch(tr, last, (), G, L, horizon=1)
+    assert not np.allclose(np.asarray(returns), np.asarray(gae_returns))

@@ -154,6 +154,11 @@ class PPOConfig:
     # rollout's, once per update (every minibatch then keeps its share of the batch's mean).
     norm_adv_scope: Literal["minibatch", "batch"] = "minibatch"
     bptt_horizon: int = 0  # recurrent sequence length; 0 = num_steps
+    # "gae": terminations end the bootstrap, truncations bootstrap from V(final observation),
+    # the rollout's last step from V(next observation). "era_b": Metta's Era-B rule (arena.md
+    # §13.2): segments of bptt_horizon (or num_steps) steps with A = 0 at each segment's last
+    # step, truncations ignored (docs/DEVIATIONS.md).
+    advantage: Literal["gae", "era_b"] = "gae"
     grad_accum_steps: int = 1  # micro-batches per minibatch (explicit gradient accumulation)
     max_consecutive_skips: int = 10  # non-finite updates in a row before the run stops
     auto_memory_fraction: float = 0.6  # num_envs=auto: share of device memory to fill

@@ -118,6 +118,10 @@ def validate(cfg: Config, *, num_agents: int = 1, num_devices: int = 1) -> None:
             f"ppo.num_envs={ppo.num_envs} is not divisible by the {num_devices} devices"
         )
     rows = ppo.num_envs * num_agents // num_devices  # agent rows per device
+    if ppo.advantage == "era_b" and ppo.num_steps % (ppo.bptt_horizon or ppo.num_steps):
+        raise ConfigError(f"ppo.advantage=era_b cuts the rollout into segments of "
+                          f"ppo.bptt_horizon={ppo.bptt_horizon} steps: ppo.num_steps="
+                          f"{ppo.num_steps} is not divisible by it")
     if cfg.policy.kind == "lstm":
         horizon = ppo.bptt_horizon or ppo.num_steps
         if ppo.num_steps % horizon:
