@@ -15,7 +15,6 @@ import dataclasses
 import inspect
 import io
 import json
-import re
 import sys
 import tokenize
 import types
@@ -27,9 +26,7 @@ from typing import Any, Literal, Union
 from jaxrl_arena import config as config_lib
 from jaxrl_arena.config import Config, ConfigError
 from jaxrl_arena.config import schema as schema_module
-
-# A sentence ends at ". " before a capital, a quote or a backtick (not after "e.g." / "i.e.").
-SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z\"`(])")
+from jaxrl_arena.config.recipes import first_sentence
 
 
 def parser(description: str, default_recipe: str) -> argparse.ArgumentParser:
@@ -154,13 +151,11 @@ def train_and_report(cfg: Config, args: argparse.Namespace, experiment: str,
 def logged_first_last(run_dir, metric: str) -> tuple[float, float] | None:
     """The first and the last value of ``metric`` in a run dir's metrics.jsonl (None if it
     was never logged)."""
-    values = []
+    from jaxrl_arena.logging import read_metrics
+
     path = Path(run_dir) / "metrics.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            value = json.loads(line).get(metric) if line.strip() else None
-            if isinstance(value, (int, float)):
-                values.append(float(value))
+    values = [float(r[metric]) for r in (read_metrics(path) if path.exists() else [])
+              if isinstance(r.get(metric), (int, float))]
     return (values[0], values[-1]) if values else None
 
 
@@ -227,17 +222,12 @@ def recipe_list(default_recipe: str | None = None) -> str:
     """One line per recipe: name, the env it trains, the first sentence of its docstring."""
     rows = []
     for name in sorted(config_lib.RECIPES):
-        doc = first_sentence(inspect.getdoc(config_lib.RECIPES[name]) or "") or "(no description)"
+        doc = config_lib.describe(name) or "(no description)"
         mark = " (default)" if name == default_recipe else ""
         rows.append((name + mark, config_lib.get_recipe(name).env.name, doc))
     width = max(len(r[0]) for r in rows)
     env_width = max(len(r[1]) for r in rows)
     return "\n".join(f"{n:<{width}}  {e:<{env_width}}  {d}" for n, e, d in rows)
-
-
-def first_sentence(text: str) -> str:
-    text = " ".join(text.split())
-    return SENTENCE_END.split(text, maxsplit=1)[0] if text else ""
 
 
 # ----------------------------------------------------------------------------- --help keys

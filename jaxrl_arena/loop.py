@@ -405,8 +405,9 @@ def _train(cfg: Config, shutdown: GracefulShutdown, *, experiment: str, recipe: 
     chunk_len = program.chunk_len
     T, N, A = cfg.ppo.num_steps, program.num_envs, env.num_agents
     obs_space = env.observation_space(env.default_params)
+    plan = config_lib.describe(recipe) if recipe in config_lib.RECIPES else ""
     banner = {
-        "plan": config_lib.describe(recipe) if recipe in config_lib.RECIPES else "",
+        **({"plan": plan} if plan else {}),
         "run dir": str(directory),
         "devices": f"{len(devices)} × {devices[0].device_kind} ({devices[0].platform})",
         "env": f"{env.name}: {A} agent(s), obs {obs_space.shape} {np.dtype(obs_space.dtype).name}, "
@@ -420,8 +421,6 @@ def _train(cfg: Config, shutdown: GracefulShutdown, *, experiment: str, recipe: 
                    f"{chunk_len} per compiled chunk",
         "compile cache": cache or "off (run.compile_cache)",
     }
-    if not banner["plan"]:
-        del banner["plan"]
     if resumed_from is not None:
         banner["resumed"] = f"from update {update} ({update * per_update:,} agent-steps)"
     print_banner(console, title=f"jaxrl_arena · {experiment} · {recipe}", rows=banner)

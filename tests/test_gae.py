@@ -68,20 +68,28 @@ def test_empty_batch_and_batch_columns_are_independent():
     np.testing.assert_allclose(np.asarray(two[:, 1]), run(), rtol=1e-6)
 
 
-def test_learner_batch_regresses_values_to_advantages_plus_values():
-    """The value target is advantages + rollout-time values (pinned: a target of advantages
-    alone, or of rewards-to-go, fails here), agents become rows, sequences keep time order."""
+def two_agent_rollout(trunc=(0, 0, 0), final=(0.0, 0.0, 0.0)):
+    """A 3-step rollout of one env with two agents that both see rewards R and values V (no
+    termination); returns the transitions and the [T] -> [T, N, A] broadcast."""
     from types import SimpleNamespace
-
-    from jaxrl_arena.ppo import prepare_batch
 
     T, N, A = 3, 1, 2
     per_agent = lambda x: jnp.tile(jnp.asarray(x, jnp.float32)[:, None, None], (1, N, A))
     tr = SimpleNamespace(
         reward=per_agent(R), value=per_agent(V), terminated=per_agent([0, 0, 0]).astype(bool),
-        truncated=per_agent([0, 0, 0]).astype(bool), final_value=per_agent([0, 0, 0]),
+        truncated=per_agent(trunc).astype(bool), final_value=per_agent(final),
         obs=jnp.zeros((T, N, A, 1)), action=jnp.zeros((T, N, A), jnp.int32),
         log_prob=jnp.zeros((T, N, A)), reset=jnp.zeros((T, N), bool))
+    return tr, per_agent
+
+
+def test_learner_batch_regresses_values_to_advantages_plus_values():
+    """The value target is advantages + rollout-time values (pinned: a target of advantages
+    alone, or of rewards-to-go, fails here), agents become rows, sequences keep time order."""
+    from jaxrl_arena.ppo import prepare_batch
+
+    tr, per_agent = two_agent_rollout()
+    T, N, A = tr.reward.shape
     data, values, returns = prepare_batch(tr, jnp.full((N, A), LAST), (), G, L, horizon=1)
     adv = np.asarray([4.067168, 4.2044, 3.02])       # test_no_episode_end_bootstraps_through
     np.testing.assert_allclose(returns[:, 0], adv + np.asarray(V), rtol=1e-6)
@@ -110,17 +118,10 @@ def test_era_b_advantage_by_hand():
 def test_prepare_batch_switches_to_the_era_b_advantage():
     """ppo.advantage=era_b reaches the learner's batch (returns = advantages + values too);
     with a truncation and a bootstrap from last_value, GAE's batch differs."""
-    from types import SimpleNamespace
-
     from jaxrl_arena.ppo import era_b_advantages, prepare_batch
 
-    T, N, A = 3, 1, 2
-    per_agent = lambda x: jnp.tile(jnp.asarray(x, jnp.float32)[:, None, None], (1, N, A))
-    tr = SimpleNamespace(
-        reward=per_agent(R), value=per_agent(V), terminated=per_agent([0, 0, 0]).astype(bool),
-        truncated=per_agent([0, 1, 0]).astype(bool), final_value=per_agent([0, 5, 0]),
-        obs=jnp.zeros((T, N, A, 1)), action=jnp.zeros((T, N, A), jnp.int32),
-        log_prob=jnp.zeros((T, N, A)), reset=jnp.zeros((T, N), bool))
+    tr, _ = two_agent_rollout(trunc=(0, 1, 0), final=(0, 5, 0))
+    T, N, A = tr.reward.shape
     last = jnp.full((N, A), LAST)
     _, values, returns = prepare_batch(tr, last, (), G, L, horizon=1, advantage="era_b",
                                        segment=T)

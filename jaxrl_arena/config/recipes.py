@@ -6,6 +6,8 @@ Section marks (§) cite docs/specs/ (arena.md, npp.md).
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from collections.abc import Callable
 
 from jaxrl_arena.config.schema import (
@@ -35,10 +37,18 @@ def recipe(name: str):
     return register
 
 
+# A sentence ends at ". " before a capital, a quote or a backtick (not after "e.g." / "i.e.").
+SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z\"`(])")
+
+
+def first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return SENTENCE_END.split(text, maxsplit=1)[0] if text else ""
+
+
 def describe(name: str) -> str:
     """The first sentence of recipe ``name``'s docstring (what it trains, for how long)."""
-    doc = " ".join((RECIPES[name].__doc__ or "").split())
-    return doc.split(". ")[0].rstrip(".") if doc else ""
+    return first_sentence(inspect.getdoc(RECIPES[name]) or "")
 
 
 def get_recipe(name: str) -> Config:
