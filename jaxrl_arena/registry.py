@@ -15,8 +15,6 @@ from envs.base import MultiAgentEnv
 from jaxrl_arena.config import Config, ConfigError
 
 PROJECT_ENVS = ("arena", "npp")
-# Frames an N++ agent step holds its action for: the config's step limit becomes frames here.
-NPP_FRAME_SKIP = 4
 
 
 def gymnax_names() -> list[str]:
@@ -65,12 +63,20 @@ def make_arena(cfg: Config) -> MultiAgentEnv:
 
 def npp_max_frames(cfg: Config) -> int:
     """The N++ episode limit in frames: ``npp.max_frames``, or ``env.max_steps`` agent steps
-    of ``NPP_FRAME_SKIP`` frames; 0 keeps the env's own. Both set is refused (two limits)."""
+    of ``npp.frame_skip`` frames; 0 keeps the env's own. Both set is refused (two limits)."""
     steps, frames = cfg.env.max_steps, cfg.npp.max_frames
     if steps and frames:
         raise ConfigError(f"env.max_steps={steps} (agent steps) and npp.max_frames={frames} "
                           "(frames) both limit N++ episodes; set one of them to 0")
-    return steps * NPP_FRAME_SKIP if steps else frames
+    return steps * cfg.npp.frame_skip if steps else frames
+
+
+def npp_reward_weights(cfg: Config) -> dict[str, float]:
+    """``npp.reward_<name>`` -> the env's reward weights (``envs.npp.rewards.RewardWeights``)."""
+    n = cfg.npp
+    return {"win": n.reward_win, "death": n.reward_death, "switch": n.reward_switch,
+            "time": n.reward_time, "nav": n.reward_nav, "explore": n.reward_explore,
+            "pbrs": n.reward_pbrs, "gamma": n.reward_pbrs_gamma, "geo": n.reward_geo}
 
 
 def make_npp(cfg: Config) -> MultiAgentEnv:
@@ -87,7 +93,10 @@ def make_npp(cfg: Config) -> MultiAgentEnv:
                           f"{', '.join(STAGE_ORDER)}")
     # make_npp_env reads ``max_steps`` as its frame limit. Generated levels only (the "mixed"
     # source would also trace the fixed-level path).
-    options = {"obs_kind": obs_kind, "frame_skip": NPP_FRAME_SKIP,
+    weights = npp_reward_weights(cfg)
+    options = {"obs_kind": obs_kind, "frame_skip": cfg.npp.frame_skip,
                "max_steps": npp_max_frames(cfg), "level_source": "generator",
-               "npp_stage": stage or None, "task_stages": (stage,) if stage else None}
+               "npp_stage": stage or None, "task_stages": (stage,) if stage else None,
+               "geodesic": weights["geo"] != 0.0,
+               **{f"reward_{name}": value for name, value in weights.items()}}
     return make_npp_env(types.SimpleNamespace(**options))

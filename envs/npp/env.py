@@ -76,7 +76,7 @@ class NppEnv(MultiAgentEnv):
                  max_entities: int = DEFAULT_GEN_MAX_ENTITIES, max_doors: int = DEFAULT_GEN_MAX_DOORS,
                  entity_types=GEN_ENTITY_TYPES, level_source: str = "mixed", geodesic: bool = False,
                  default_stage: str = "simplest", dtype=jnp.float32, tick_options: TickOptions | None = None,
-                 task_stages: tuple[str, ...] | None = None):
+                 task_stages: tuple[str, ...] | None = None, reward_weights: dict | None = None):
         if obs_kind not in OBS_KINDS:
             raise ValueError(f"obs_kind must be one of {OBS_KINDS}, got {obs_kind!r}")
         if level_source not in ("mixed", "fixed", "generator"):
@@ -96,6 +96,12 @@ class NppEnv(MultiAgentEnv):
         # The stages ``named_tasks`` offers (a curriculum samples them); None: every stage.
         self.task_stages = tuple(s for s in G.STAGE_ORDER if s in task_stages) if task_stages else None
         self.dtype = dtype
+        # The reward weights every params this env makes start from (``make_params`` keywords
+        # override them); unknown names fail here rather than at the first reset.
+        self.reward_weights = dict(reward_weights or {})
+        R.default_weights(**self.reward_weights)
+        if self.reward_weights.get("geo", 0.0) != 0.0 and not geodesic:
+            raise ValueError("reward weight geo needs the geodesic distance field: geodesic=True")
         if tick_options is None:
             tick_options = self.default_tick_options(level_source)
         if not tick_options.is_reference:
@@ -141,7 +147,8 @@ class NppEnv(MultiAgentEnv):
             raise ValueError(f"level has entity_types {level.entity_types} / capacity {level.max_entities}; "
                              f"this env needs {self.entity_types} / {self.max_entities}")
         return NppParams(level=level, stage=st, use_generator=jnp.asarray(use_gen),
-                         reward=R.default_weights(**reward_weights), max_frames=jnp.int32(self.max_frames))
+                         reward=R.default_weights(**{**self.reward_weights, **reward_weights}),
+                         max_frames=jnp.int32(self.max_frames))
 
     @functools.cached_property
     def _default_params(self):
@@ -338,13 +345,7 @@ def make_npp_env(env_cfg=None) -> NppEnv:
                  max_doors=int(g("max_doors") or DEFAULT_GEN_MAX_DOORS), entity_types=et,
                  level_source=g("level_source") or "mixed", geodesic=bool(g("geodesic") or False),
                  default_stage=g("npp_stage") or g("stage") or "simplest",
-                 task_stages=g("task_stages"))
-    weights = {}
-    for name in R.RewardWeights.__dataclass_fields__:
-        v = g(f"reward_{name}")
-        if v is not None:
-            weights[name] = float(v)
-    if weights:
-        base = env.default_params
-        env._default_params = base.replace(reward=R.default_weights(**weights))
+                 task_stages=g("task_stages"),
+                 reward_weights={name: float(g(f"reward_{name}")) for name in R.RewardWeights.__dataclass_fields__
+                                 if g(f"reward_{name}") is not None})
     return env

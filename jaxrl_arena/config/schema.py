@@ -92,8 +92,21 @@ class NppConfig:
 
     stage: str = ""  # train on this generator stage only ("" = every stage as a task)
     # Episode limit in 60 fps frames (the simulator's clock, so a limit that does not depend
-    # on the frame skip); 0: env.max_steps x 4 when that is set, else the env's 20,000.
+    # on the frame skip); 0: env.max_steps x frame_skip when that is set, else the env's 20,000.
     max_frames: int = 0
+    frame_skip: int = 4  # 60 fps frames each action is held for (npp.md §7.2)
+    # Reward weights per agent step (npp.md §9; envs/npp/rewards.py).
+    reward_win: float = 1.0  # on the step the exit door is reached
+    reward_death: float = -0.5  # on the step the ninja dies (and nothing else that step)
+    reward_switch: float = 0.1  # on the step the exit switch is activated
+    reward_time: float = -0.01  # every step alive
+    reward_nav: float = 1.0  # scale of the closest-distance navigation reward (§9.2)
+    reward_explore: float = 1.0  # scale of the multi-scale first-visit bonus (§9.3)
+    reward_pbrs: float = 1.0  # scale of potential-based shaping on Euclidean distance (§9.4)
+    reward_pbrs_gamma: float = 0.99  # the gamma in gamma * Phi(s') - Phi(s)
+    # Scale of potential-based shaping on the geodesic (path) distance to the goal; non-zero
+    # makes the env compute each level's distance field at reset.
+    reward_geo: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +212,15 @@ class CurriculumConfig:
     early_min_episodes: int | None = None  # 50
     regression_min_episodes: int | None = None  # 200
     success_score: float | None = None  # 0.5
+    # Per-stage tables: one value for every stage or one per stage in the env's order; None:
+    # the env's table (N++: npp.md §10.1, 0.70 ... 0.30 to advance).
+    stage_thresholds: tuple[float, ...] | None = None  # success rate that advances a stage
+    stage_min_episodes: tuple[int, ...] | None = None  # episodes on a stage before it advances
+    stage_regression: tuple[float, ...] | None = None  # success rate below which it steps back
+    # Previous-stage replay: P(previous stage) = mix_probs[i] for the current stage's success
+    # rate in [mix_edges[i-1], mix_edges[i]); one more prob than edges.
+    mix_edges: tuple[float, ...] | None = None  # (0.50, 0.65, 0.80)
+    mix_probs: tuple[float, ...] | None = None  # (0.40, 0.25, 0.15, 0.05)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,6 +232,10 @@ class EvalConfig:
     max_steps: int = 0  # agent steps before an unfinished episode is scored; 0: the env's limit
     deterministic: bool = False  # argmax actions instead of sampling the policy
     seed: int = 12345  # reset keys of the evaluation episodes (fixed across evaluations)
+    # Every n-th evaluation also records one episode per task as a GIF, written to
+    # <run dir>/eval_gifs/ and to TensorBoard (images tab); 0: never.
+    gif_every: int = 0
+    gif_steps: int = 0  # agent steps per GIF at most; 0: 300
 
 
 @dataclasses.dataclass(frozen=True)

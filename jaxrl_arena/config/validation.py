@@ -23,16 +23,35 @@ ENV_SECTIONS = {"arena": ArenaConfig(), "npp": NppConfig()}
 AT_LEAST_ONE = ("ppo.num_steps", "ppo.num_minibatches", "ppo.update_epochs",
                 "ppo.grad_accum_steps", "ppo.max_consecutive_skips", "ppo.auto_max_envs",
                 "run.num_seeds", "run.updates_per_chunk", "run.total_timesteps",
-                "checkpoint.keep", "logging.log_every", "eval.episodes")
+                "checkpoint.keep", "logging.log_every", "eval.episodes", "npp.frame_skip")
 AT_LEAST_ZERO = ("ppo.minibatch_size", "ppo.bptt_horizon", "eval.every_updates", "eval.max_steps",
                  "env.max_steps", "npp.max_frames", "checkpoint.every_updates",
                  "checkpoint.every_seconds", "run.max_rollbacks", "ppo.ent_coef", "ppo.vf_coef",
-                 "ppo.lr_final_fraction", "ppo.ent_final_fraction")
+                 "ppo.lr_final_fraction", "ppo.ent_final_fraction",
+                 "eval.gif_every", "eval.gif_steps")
 ABOVE_ZERO = ("ppo.lr", "ppo.adam_eps", "ppo.max_grad_norm", "ppo.clip_coef", "ppo.vf_clip_coef")
-UNIT_INTERVAL = ("ppo.gamma", "ppo.gae_lambda")  # [0, 1]
+UNIT_INTERVAL = ("ppo.gamma", "ppo.gae_lambda", "npp.reward_pbrs_gamma")  # [0, 1]
+# Tuples whose every entry must lie in [0, 1] (rates, probabilities) or be >= 0 (counts).
+UNIT_INTERVAL_TUPLES = ("curriculum.stage_thresholds", "curriculum.stage_regression",
+                        "curriculum.mix_edges", "curriculum.mix_probs")
+AT_LEAST_ZERO_TUPLES = ("curriculum.stage_min_episodes",)
 BELOW_ONE = ("ppo.adam_b1", "ppo.adam_b2")  # [0, 1)
 FRACTIONS = ("ppo.auto_memory_fraction",)  # (0, 1]
 SHRINK_FACTORS = ("run.rollback_lr_factor",)  # (0, 1)
+
+
+# Curriculum knobs and the kinds that read them: set under another kind, a knob would be
+# ignored silently, so validate refuses it.
+_LP = ("ema_timescale", "progress_smoothing", "rand_task_rate", "sample_threshold", "memory",
+       "min_outcomes", "explore_rate", "explore_boost", "score_min", "score_max", "seed")
+_STAGED = ("window", "check_every", "early_threshold", "early_min_episodes",
+           "regression_min_episodes", "success_score", "stage_thresholds", "stage_min_episodes",
+           "stage_regression", "mix_edges", "mix_probs")
+CURRICULUM_KNOB_KINDS = {
+    **{k: ("learning_progress", "arena_lp") for k in _LP},
+    **{k: ("arena_lp",) for k in ("pool_size", "evict_per_update", "evict_min_outcomes")},
+    **{k: ("staged",) for k in _STAGED},
+}
 
 
 def resolve_minibatches(cfg: Config, num_agents: int) -> Config:
@@ -103,6 +122,12 @@ def validate(cfg: Config, *, num_agents: int = 1, num_devices: int = 1) -> None:
             f"curriculum.num_active_tasks={cfg.curriculum.num_active_tasks} has no effect: "
             "learning progress refreshes every task as soon as it has new outcomes, and the "
             "arena_lp pool's size is curriculum.pool_size")
+    kind = cfg.curriculum.kind
+    for knob, kinds in CURRICULUM_KNOB_KINDS.items():
+        value = getattr(cfg.curriculum, knob)
+        if value is not None and kind not in kinds:
+            raise ConfigError(f"curriculum.{knob} applies to curriculum.kind="
+                              f"{' or '.join(kinds)} only, not {kind!r}")
     check_values(cfg)
     ppo = cfg.ppo
     pol = cfg.policy
@@ -172,3 +197,11 @@ def check_values(cfg: Config) -> None:
             value = get(cfg, key)
             if not allowed(value):
                 raise ConfigError(f"{key}={value} {requirement}")
+    for keys, allowed, requirement in ((UNIT_INTERVAL_TUPLES, lambda v: 0 <= v <= 1,
+                                        "must be in [0, 1]"),
+                                       (AT_LEAST_ZERO_TUPLES, lambda v: v >= 0, "must be >= 0")):
+        for key in keys:
+            values = get(cfg, key)
+            bad = [v for v in values or () if not allowed(v)]
+            if bad:
+                raise ConfigError(f"{key}={','.join(map(str, values))}: {bad[0]} {requirement}")
