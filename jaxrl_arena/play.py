@@ -108,7 +108,8 @@ def gif_to_mp4(gif: Path, mp4: Path) -> None:
         writer = imageio.get_writer(mp4, fps=10, macro_block_size=1)
     except (ImportError, ValueError, RuntimeError) as err:
         raise ConfigError(f"--out {mp4}: writing MP4 needs imageio's ffmpeg plugin "
-                          f"(pip install imageio-ffmpeg) ({type(err).__name__}); .gif needs "
+                          f"(pip install 'jaxrl_arena[video]', or imageio-ffmpeg) "
+                          f"({type(err).__name__}); .gif needs "
                           "nothing more") from None
     with writer:
         for frame in frames:
