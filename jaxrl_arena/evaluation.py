@@ -51,28 +51,44 @@ class Evaluator:
         self.key = jax.random.PRNGKey(seed)
         self._compiled: Callable | None = None
 
+    def start(self, env_params, episodes: int):
+        """``(play key, obs, state)`` of ``episodes`` fresh episodes under ``env_params`` (stacked
+        on axis 0), reset from this evaluator's fixed keys."""
+        k_reset, k_play = jax.random.split(self.key)
+        obs, state = jax.vmap(self.env.reset_env)(jax.random.split(k_reset, episodes), env_params)
+        return k_play, obs, state
+
+    def step(self, params, env_params, k_play, t, state, obs, carry):
+        """Step ``t`` of the episodes ``start`` began, the policy ``params`` acting:
+        ``(obs, state, reward, terminated, truncated, carry)``. Episodes played with the same
+        params, count and step index take the same actions."""
+        env, policy = self.env, self.policy
+        E, A = jax.tree.leaves(obs)[0].shape[0], env.num_agents
+        k_act, k_env = jax.random.split(jax.random.fold_in(k_play, t))
+        first = jnp.full(E * A, t == 0)
+        flat_obs = jax.tree.map(lambda x: x.reshape((E * A,) + x.shape[2:]), obs)
+        carry, logits, _ = policy.apply(params, flat_obs, carry, first)
+        logits = logits.reshape(E, A, -1)
+        if self.deterministic:
+            action = jnp.argmax(logits, -1)
+        else:
+            action = jax.random.categorical(k_act, logits)
+        obs2, state2, reward, term, trunc, _ = jax.vmap(env.step_env)(
+            jax.random.split(k_env, E), state, action.astype(jnp.int32), env_params)
+        return obs2, state2, reward, term, trunc, carry
+
     def evaluate_single(self, params) -> dict[str, jax.Array]:
         """One run's metrics (scalars); pure, jittable."""
         env, policy = self.env, self.policy
-        E, A = self.num_episodes, env.num_agents
-        k_reset, k_play = jax.random.split(self.key)
-        obs, state = jax.vmap(env.reset_env)(jax.random.split(k_reset, E), self.params)
+        E = self.num_episodes
+        k_play, obs, state = self.start(self.params, E)
         stats0 = jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32),
                               jax.eval_shape(jax.vmap(env.episode_stats), state))
-        flat = lambda x: x.reshape((E * A,) + x.shape[2:])
 
         def body(c):
             t, state, obs, carry, done, ret, length, stats = c
-            k_act, k_env = jax.random.split(jax.random.fold_in(k_play, t))
-            first = jnp.full(E * A, t == 0)
-            carry, logits, _ = policy.apply(params, flat(obs), carry, first)
-            logits = logits.reshape(E, A, -1)
-            if self.deterministic:
-                action = jnp.argmax(logits, -1)
-            else:
-                action = jax.random.categorical(k_act, logits)
-            obs2, state2, reward, term, trunc, _ = jax.vmap(env.step_env)(
-                jax.random.split(k_env, E), state, action.astype(jnp.int32), self.params)
+            obs2, state2, reward, term, trunc, carry = self.step(
+                params, self.params, k_play, t, state, obs, carry)
             live = ~done
             ends = live & jnp.all(term | trunc, axis=-1)
             ret = ret + jnp.where(live[:, None], reward.astype(jnp.float32), 0.0)
@@ -90,6 +106,7 @@ class Evaluator:
             t, done = c[0], c[4]
             return (t < self.max_steps) & ~jnp.all(done)
 
+        A = env.num_agents
         init = (jnp.zeros((), jnp.int32), state, obs, policy.initial_carry(E * A),
                 jnp.zeros(E, bool), jnp.zeros((E, A), jnp.float32), jnp.zeros(E, jnp.int32),
                 stats0)

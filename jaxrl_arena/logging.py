@@ -7,7 +7,8 @@ Files written under ``run_dir``:
       {"step": agent_steps, "wall_time": seconds, "update": n, ..., "loss/policy_loss": 0.1}
 
   Non-finite floats are written as ``null`` so every line is strict JSON.
-* ``tb/``: TensorBoard event files (tensorboardX), one scalar series per metric name.
+* ``tb/``: TensorBoard event files (tensorboardX), one scalar series per metric name, and the
+  images of ``log_gif`` (animated GIFs: the evaluation GIFs of ``eval_gifs.py``).
 * ``wandb_run_id``: the W&B run id, so that a resumed run continues the same W&B run.
 """
 
@@ -19,6 +20,7 @@ import math
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -76,6 +78,8 @@ class RunLogger:
         self._metrics_file = self.metrics_path.open("a", encoding="utf-8")
 
         self._tb_writer = None
+        # log_gif may be called from another thread (the evaluation GIF writer).
+        self._tb_lock = threading.Lock()
         if tensorboard:
             from tensorboardX import SummaryWriter
 
@@ -120,17 +124,32 @@ class RunLogger:
         self._metrics_file.flush()
 
         plottable = {name: value for name, value in scalars.items() if math.isfinite(value)}
-        if self._tb_writer is not None:
-            for name, value in plottable.items():
-                self._tb_writer.add_scalar(name, value, global_step=step)
+        with self._tb_lock:
+            if self._tb_writer is not None:
+                for name, value in plottable.items():
+                    self._tb_writer.add_scalar(name, value, global_step=step)
         if self._wandb_run is not None:
             self._wandb_run.log(plottable, step=step)
 
+    def log_gif(self, step: int, tag: str, gif: bytes, height: int, width: int) -> None:
+        """An animated GIF (its encoded bytes, ``height`` x ``width`` px) as the TensorBoard
+        image ``tag`` at agent step ``step`` (the images tab plays it); metrics.jsonl holds
+        scalars only. Safe to call from another thread than ``log``'s."""
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        image = Summary.Image(height=int(height), width=int(width), colorspace=3,
+                              encoded_image_string=bytes(gif))
+        summary = Summary(value=[Summary.Value(tag=tag, image=image)])
+        with self._tb_lock:
+            if self._tb_writer is not None:
+                self._tb_writer._get_file_writer().add_summary(summary, global_step=int(step))
+
     def close(self) -> None:
         self._metrics_file.close()
-        if self._tb_writer is not None:
-            self._tb_writer.close()
-            self._tb_writer = None
+        with self._tb_lock:
+            if self._tb_writer is not None:
+                self._tb_writer.close()
+                self._tb_writer = None
         if self._wandb_run is not None:
             self._wandb_run.finish()
             self._wandb_run = None
@@ -252,6 +271,20 @@ def read_tensorboard_scalars(tb_dir: str | Path) -> dict[str, list[tuple[int, fl
     return {
         tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
         for tag in accumulator.Tags()["scalars"]
+    }
+
+
+def read_tensorboard_images(tb_dir: str | Path) -> dict[str, list[tuple[int, bytes, int, int]]]:
+    """All images in the event files of ``tb_dir``: tag -> [(step, encoded bytes, height,
+    width)], step order (purges on resume applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(tb_dir), size_guidance={"images": 0})
+    accumulator.Reload()
+    return {
+        tag: [(event.step, event.encoded_image_string, event.height, event.width)
+              for event in accumulator.Images(tag)]
+        for tag in accumulator.Tags()["images"]
     }
 
 

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from envs.base import MultiAgentEnv
-from jaxrl_arena import autosize
+from jaxrl_arena import autosize, eval_gifs
 from jaxrl_arena import config as config_lib
 from jaxrl_arena.checkpoint import (
     DIVERGED_DIR,
@@ -158,7 +158,8 @@ def set_aside_previous_logs(directory: Path) -> Path | None:
     """A run starting from update 0 in a dir that already holds logs (checkpoints disabled or
     deleted) moves them to ``previous/<time>/`` instead of appending a second step axis
     from 0 to them (or deleting them)."""
-    old = [directory / name for name in ("metrics.jsonl", "tb") if (directory / name).exists()]
+    old = [directory / name for name in ("metrics.jsonl", "tb", eval_gifs.GIF_DIRNAME)
+           if (directory / name).exists()]
     if not old:
         return None
     target = directory / "previous" / time.strftime("%Y%m%d-%H%M%S")
@@ -318,18 +319,23 @@ def resume_point(checkpointer: Checkpointer, target, cfg: Config, directory: Pat
 
 def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", fresh: bool = False,
           ab: list[str] | None = None, env: MultiAgentEnv | None = None,
-          stop_after_updates: int | None = None, console=None) -> RunResult:
+          stop_after_updates: int | None = None, console=None,
+          directory: Path | None = None) -> RunResult:
     """Run (or resume) training for ``cfg``; returns a summary. Raises ConfigError early and
-    TrainingStopped when the run cannot go on; both are one line.
+    TrainingStopped when the run cannot go on; both are one line. ``directory``: the run dir
+    instead of ``run.dir``'s (an A/B program's, ``jaxrl_arena.ab``: its saved config then
+    differs from its siblings' in the A/B keys only).
 
     SIGTERM/SIGINT are caught from the start (a signal during the compile must not kill the
     process before it can say so): between chunks the loop saves a checkpoint and returns.
     The run dir's lock is held from before anything is written there to the end."""
     check_values(cfg)
-    with GracefulShutdown() as shutdown, RunLock(run_dir(cfg, experiment, recipe)):
+    directory = Path(directory) if directory is not None else run_dir(cfg, experiment, recipe)
+    with GracefulShutdown() as shutdown, RunLock(directory):
         try:
             return _train(cfg, shutdown, experiment=experiment, recipe=recipe, fresh=fresh, ab=ab,
-                          env=env, stop_after_updates=stop_after_updates, console=console)
+                          env=env, stop_after_updates=stop_after_updates, console=console,
+                          directory=directory)
         except StorageError as error:
             raise TrainingStopped(f"{error}; the run stopped there") from None
         except OSError as error:  # files other than checkpoints (config.json, logs)
@@ -340,20 +346,20 @@ def train(cfg: Config, *, experiment: str = "gymnax", recipe: str = "default", f
 
 def _train(cfg: Config, shutdown: GracefulShutdown, *, experiment: str, recipe: str, fresh: bool,
            ab: list[str] | None, env: MultiAgentEnv | None, stop_after_updates: int | None,
-           console) -> RunResult:
+           console, directory: Path) -> RunResult:
     devices = jax.devices()
     env = env or make_env(cfg)
+    eval_gifs.check_config(cfg)
     cache = enable_compilation_cache(cfg, run_dir(cfg, experiment, recipe))
     # Resolved here only, so make_train, the trial programs and config.json see one config.
     cfg, autosize_report = autosize.resolve(
         cfg, env, devices, ab=ab, cache_file=Path(cache) / "num_envs_auto.json" if cache else None)
     for spec in expand_runs(cfg, ab):  # --ab values are set by the user too
         check_values(spec.config)
-    directory = run_dir(cfg, experiment, recipe)
     ckpt_dir = directory / "checkpoints"
     if fresh and directory.exists():
         for stale in (ckpt_dir, directory / "tb", directory / "metrics.jsonl",
-                      directory / "config.json"):
+                      directory / "config.json", directory / eval_gifs.GIF_DIRNAME):
             if stale.is_dir():
                 shutil.rmtree(stale)
             elif stale.exists():
@@ -441,6 +447,9 @@ def _train(cfg: Config, shutdown: GracefulShutdown, *, experiment: str, recipe: 
     metadata = run_metadata(config_dict)
     tally = SuccessTally(len(program.runs), N, saved_tally)
     evaluator = make_evaluator(cfg, env, program.policy)
+    gifs = eval_gifs.make_gif_recorder(cfg, evaluator, directory)
+    if gifs is not None:
+        gifs.compile_in_background(state.params)
     last: dict[str, float] = {}
     stopped_by_signal = False
     rollbacks = 0
@@ -505,6 +514,9 @@ def _train(cfg: Config, shutdown: GracefulShutdown, *, experiment: str, recipe: 
                     t_eval = time.perf_counter()
                     evaluation = run_evaluation(evaluator, state, program)
                     evaluation[0]["eval/seconds"] = time.perf_counter() - t_eval
+                    if gifs is not None and gifs.due(update, end, end >= target_updates):
+                        evaluation[0]["eval/gif_seconds"] = gifs.record(
+                            state.params, end * per_update, logger)
                 diverged_at = None
                 for k in range(length):
                     u = update + k + 1
@@ -543,6 +555,8 @@ def _train(cfg: Config, shutdown: GracefulShutdown, *, experiment: str, recipe: 
                         rollbacks += 1
                         state, update, back_tally = rolled_back(u, diverged)
                         tally = SuccessTally(len(program.runs), N, back_tally)
+                        if gifs is not None:
+                            gifs.flush()   # they log to the logger closed here
                         logger.close()
                         logger = open_logger(update * per_update)
                         if saver is not None:
@@ -578,10 +592,14 @@ def _train(cfg: Config, shutdown: GracefulShutdown, *, experiment: str, recipe: 
                           "checkpoint.enabled=false, so nothing was saved", file=sys.stderr)
     finally:
         try:
-            logger.close()
+            if gifs is not None:
+                gifs.close()   # GIFs still being written: finished, never left half written
         finally:
-            if checkpointer is not None:
-                checkpointer.close()
+            try:
+                logger.close()
+            finally:
+                if checkpointer is not None:
+                    checkpointer.close()
     return RunResult(directory, update, update * per_update, last, stopped_by_signal,
                      resumed_from, compile_seconds, state)
 

@@ -2,7 +2,8 @@
 
 Agents are drawn as a body with a nose on the side they face (frozen agents are ice blue);
 converters have a colour per kind, dimmed while converting or cooling down, with a bright
-centre dot when they hold output items ready to take.
+centre dot when they hold output items ready to take. ``render_indexed`` draws the same frame
+as indices into ``PALETTE`` (a third of the bytes, and a GIF's palette as it is).
 """
 
 from __future__ import annotations
@@ -26,33 +27,45 @@ COLOR_CONV = np.array(
 )
 
 
+# ``render_indexed``'s colours (its indices below): the cells, the agents' parts, then each
+# converter kind idle and dimmed (converting or cooling down).
+PALETTE = np.concatenate([
+    np.array([COLOR_EMPTY, COLOR_VOID, COLOR_WALL, COLOR_AGENT, COLOR_AGENT_FROZEN, COLOR_NOSE,
+              COLOR_READY], np.uint8),
+    COLOR_CONV,
+    (COLOR_CONV.astype(np.int32) * 3 // 5).astype(np.uint8),
+])
+_EMPTY, _VOID, _WALL, _AGENT, _AGENT_FROZEN, _NOSE, _READY = range(7)
+_CONV, _CONV_BUSY = 7, 7 + K.NUM_CONV_KINDS
+
+
 def render(state: EnvState, scale: int = 8) -> jnp.ndarray:
     """uint8[H * scale, W * scale, 3]."""
+    return jnp.asarray(PALETTE)[render_indexed(state, scale)]
+
+
+def render_indexed(state: EnvState, scale: int = 8) -> jnp.ndarray:
+    """uint8[H * scale, W * scale] indices into ``PALETTE`` (``render``'s frame)."""
     h, w = state.grid_obj.shape
     obj = state.grid_obj.astype(jnp.int32)
     aid = state.grid_agent.astype(jnp.int32)
     m = state.conv_kind.shape[0]
     ci = jnp.clip(obj, 0, max(m - 1, 0))
 
-    base = jnp.full((h, w, 3), jnp.array(COLOR_EMPTY, jnp.uint8))
-    base = jnp.where((obj == K.CELL_WALL)[..., None], jnp.array(COLOR_WALL, jnp.uint8), base)
-    base = jnp.where((obj == K.CELL_VOID)[..., None], jnp.array(COLOR_VOID, jnp.uint8), base)
+    base = jnp.full((h, w), _EMPTY, jnp.uint8)
+    base = jnp.where(obj == K.CELL_WALL, jnp.uint8(_WALL), base)
+    base = jnp.where(obj == K.CELL_VOID, jnp.uint8(_VOID), base)
     if m > 0:
         kind = jnp.clip(state.conv_kind.astype(jnp.int32), 0, K.NUM_CONV_KINDS - 1)
         busy = state.conv_converting | state.conv_cooling
-        conv_rgb = jnp.asarray(COLOR_CONV)[kind].astype(jnp.int32)
-        conv_rgb = jnp.where(busy[:, None], conv_rgb * 3 // 5, conv_rgb).astype(jnp.uint8)
-        base = jnp.where((obj >= 0)[..., None], conv_rgb[ci], base)
+        conv = jnp.where(busy, _CONV_BUSY + kind, _CONV + kind).astype(jnp.uint8)
+        base = jnp.where(obj >= 0, conv[ci], base)
     n = state.agent_pos.shape[0]
     ai = jnp.clip(aid, 0, n - 1)
     frozen = state.agent_frozen[ai] > 0
-    agent_rgb = jnp.where(
-        frozen[..., None],
-        jnp.array(COLOR_AGENT_FROZEN, jnp.uint8),
-        jnp.array(COLOR_AGENT, jnp.uint8),
-    )
+    agent = jnp.where(frozen, jnp.uint8(_AGENT_FROZEN), jnp.uint8(_AGENT))
     is_agent = aid >= 0
-    base = jnp.where(is_agent[..., None], agent_rgb, base)
+    base = jnp.where(is_agent, agent, base)
 
     img = jnp.repeat(jnp.repeat(base, scale, axis=0), scale, axis=1)
     # per-pixel position inside its cell
@@ -72,7 +85,7 @@ def render(state: EnvState, scale: int = 8) -> jnp.ndarray:
         [(ly < q) & mid, (ly >= scale - q) & mid, (lx < q) & mid_y, (lx >= scale - q) & mid_y],
         False,
     )
-    img = jnp.where((cell(is_agent) & nose)[..., None], jnp.array(COLOR_NOSE, jnp.uint8), img)
+    img = jnp.where(cell(is_agent) & nose, jnp.uint8(_NOSE), img)
     if m > 0:
         k = jnp.clip(state.conv_kind.astype(jnp.int32), 0, K.NUM_CONV_KINDS - 1)
         ready = jnp.any((jnp.asarray(K.RECIPE_OUTPUT)[k] > 0) & (state.conv_inv > 0), axis=-1)
@@ -80,8 +93,13 @@ def render(state: EnvState, scale: int = 8) -> jnp.ndarray:
         dot = (jnp.abs(ly - scale // 2) < max(scale // 6, 1)) & (
             jnp.abs(lx - scale // 2) < max(scale // 6, 1)
         )
-        img = jnp.where((ready_cell & dot)[..., None], jnp.array(COLOR_READY, jnp.uint8), img)
+        img = jnp.where(ready_cell & dot, jnp.uint8(_READY), img)
     return img
+
+
+def eval_scale(state: EnvState, pixels: int = 192) -> int:
+    """The sprite size that draws the map of ``state`` about ``pixels`` wide (at least 2)."""
+    return max(2, pixels // max(state.grid_obj.shape))
 
 
 def render_episode(env, params, key, steps: int, policy=None, scale: int = 6,

@@ -6,6 +6,12 @@
   switch is hit), locked/trap door switches (blue) and closed door segments, the ninja (white
   disc of radius 10 px). ``state`` is an ``NppState`` (its level is used) or a ``SimState``
   plus ``level``.
+* ``render_indexed(state, level=None, downsample=4) -> uint8[600 // ds, 1056 // ds]``: the
+  same picture as indices into ``PALETTE`` (``PALETTE[render_indexed(s)] == render(s)``), drawn
+  by stamping each entity's few pixels instead of testing every pixel against every entity:
+  cheap enough to render every step of an episode on device (the trainer's evaluation GIFs);
+  ``tile_indices`` draws the tiles once for all of an episode's frames.
+  ``ending(state, truncated)`` says how an episode ended, an index into ``ENDINGS``.
 * ``global_view(state)`` -> uint8[176, 100, 1] and ``player_frame(state)`` -> uint8[84, 84, 1]:
   the grayscale visual observations with the geometry of spec §8.4 ((x, y)-major, 1/6 area
   average; 84 x 84 crop around the ninja clipped to the level and zero-padded evenly). Pixel
@@ -20,6 +26,7 @@ Section marks (§) cite docs/specs/npp.md.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -41,18 +48,29 @@ def _split(state, level):
     return sim, level
 
 
-def _raster(sim, level, ds: float, h: int, w: int, oy=0.0, ox=0.0):
-    """RGB float planes [h, w, 3] for pixel centres ``(ox + (j + .5) ds, oy + (i + .5) ds)``."""
+def _pixel_centres(ds: float, h: int, w: int, oy=0.0, ox=0.0):
+    """Level coordinates ``(py, px)`` [h, w] of the pixel centres
+    ``(ox + (j + .5) ds, oy + (i + .5) ds)``."""
     ys = oy + (jnp.arange(h, dtype=jnp.float32) + 0.5) * ds
     xs = ox + (jnp.arange(w, dtype=jnp.float32) + 0.5) * ds
-    py, px = jnp.meshgrid(ys, xs, indexing="ij")
+    return jnp.meshgrid(ys, xs, indexing="ij")
+
+
+def _solid(level, py, px):
+    """Whether the level is solid at the points ``(py, px)`` (outside the level: solid)."""
     inside = (px >= 0) & (px < LEVEL_W) & (py >= 0) & (py < LEVEL_H)
     cx = jnp.clip(jnp.floor(px / C.CELL), 0, C.GRID_W - 1).astype(jnp.int32)
     cy = jnp.clip(jnp.floor(py / C.CELL), 0, C.GRID_H - 1).astype(jnp.int32)
     tid = level.tiles.astype(jnp.int32)[cx, cy]
     u = jnp.clip(jnp.floor(px - C.CELL * cx), 0, C.CELL - 1).astype(jnp.int32)
     v = jnp.clip(jnp.floor(py - C.CELL * cy), 0, C.CELL - 1).astype(jnp.int32)
-    solid = jnp.asarray(TILE_MASKS)[tid, v, u] | ~inside
+    return jnp.asarray(TILE_MASKS)[tid, v, u] | ~inside
+
+
+def _raster(sim, level, ds: float, h: int, w: int, oy=0.0, ox=0.0):
+    """RGB float planes [h, w, 3] for pixel centres ``(ox + (j + .5) ds, oy + (i + .5) ds)``."""
+    py, px = _pixel_centres(ds, h, w, oy, ox)
+    solid = _solid(level, py, px)
     img = jnp.where(solid[..., None], jnp.asarray(SOLID, jnp.float32), jnp.asarray(BG, jnp.float32))
 
     t = level.ent_type
@@ -96,6 +114,115 @@ def render(state, level=None, downsample: int = 4):
     ds = int(downsample)
     img = _raster(sim, level, float(ds), LEVEL_H // ds, LEVEL_W // ds)
     return jnp.clip(jnp.round(img), 0, 255).astype(jnp.uint8)
+
+
+# ``render_indexed``'s colours: the background, then one entry per layer of ``_raster`` in its
+# drawing order, so that where layers overlap the highest index is the one drawn last.
+PALETTE = np.array([
+    BG, SOLID,
+    (110, 110, 110),   # safe toggle mine
+    (230, 40, 40),     # deadly toggle mine
+    (60, 230, 90),     # exit door, switch hit
+    (30, 90, 40),      # exit door, switch not hit
+    (250, 220, 40),    # exit switch
+    (70, 120, 250),    # locked / trap door switch
+    (70, 120, 250),    # closed door segment
+    (245, 245, 245),   # ninja
+    (200, 60, 200),    # dead ninja
+], np.uint8)
+(_SAFE_MINE, _MINE, _EXIT_OPEN, _EXIT_SHUT, _SWITCH, _DOOR_SWITCH, _DOOR, _NINJA,
+ _NINJA_DEAD) = range(2, 11)
+DOOR_HALF_LENGTH = C.CELL / 2   # a door segment is one cell edge (envs/npp/level.py)
+ENDINGS = ("won", "died", "timed out", "ended")
+
+
+def _stamp_pixels(cy, cx, half: int, ds: float, h: int, w: int):
+    """The ``(2 half + 1)^2`` pixels around level points ``(cy, cx)`` [N]: row and column indices
+    [N, S, S] (``h`` / ``w`` where off the image, for a dropping scatter) and their centres."""
+    off = jnp.arange(-half, half + 1, dtype=jnp.int32)
+    rows = jnp.floor(cy / ds).astype(jnp.int32)[:, None, None] + off[None, :, None]
+    cols = jnp.floor(cx / ds).astype(jnp.int32)[:, None, None] + off[None, None, :]
+    py = (rows.astype(jnp.float32) + 0.5) * ds
+    px = (cols.astype(jnp.float32) + 0.5) * ds
+    rows = jnp.where((rows >= 0) & (rows < h), rows, h)
+    cols = jnp.where((cols >= 0) & (cols < w), cols, w)
+    rows, cols = jnp.broadcast_arrays(rows, cols)
+    return rows, cols, py, px
+
+
+def tile_indices(state, level=None, downsample: int = 4):
+    """uint8[600 // ds, 1056 // ds]: the tiles alone as ``PALETTE`` indices (0 BG, 1 SOLID);
+    fixed through an episode, so an episode's frames can share one (``render_indexed``)."""
+    _, level = _split(state, level)
+    ds = int(downsample)
+    py, px = _pixel_centres(float(ds), LEVEL_H // ds, LEVEL_W // ds)
+    return _solid(level, py, px).astype(jnp.uint8)
+
+
+def render_indexed(state, level=None, downsample: int = 4, tiles=None):
+    """uint8[600 // ds, 1056 // ds] indices into ``PALETTE``: ``render``'s frame, pixel for pixel.
+
+    Each entity, door segment and the ninja is stamped on the tile background over the few
+    pixels its disc (or segment) can reach, with the same pixel-centre tests as ``_raster``;
+    where stamps overlap the one ``_raster`` draws last wins (scatter-max of the layer index).
+    ``tiles``: this level's ``tile_indices`` at this downsample, drawn once for a whole
+    episode (they are most of the work); default: drawn here."""
+    sim, level = _split(state, level)
+    ds = float(int(downsample))
+    h, w = LEVEL_H // int(downsample), LEVEL_W // int(downsample)
+    img = tile_indices(sim, level, downsample) if tiles is None else tiles
+
+    t = level.ent_type
+    e = sim.ents
+    pos = e.pos.astype(jnp.float32)
+    hit = sim.switch_hit
+    mine = (t == C.T_MINE) | (t == C.T_MINE_SAFE)
+    door_switch = ((t == C.T_DOOR_LOCKED) | (t == C.T_DOOR_TRAP)) & e.active
+    # One disc per entity at most: its layer (0: none) and radius, as _raster tests them.
+    cases = (
+        (mine & e.active & (e.state != 0), _SAFE_MINE, 3.5),
+        (mine & e.active & (e.state == 0), _MINE, 4.0),
+        ((t == C.T_EXIT) & hit, _EXIT_OPEN, 12.0),
+        ((t == C.T_EXIT) & ~hit, _EXIT_SHUT, 12.0),
+        ((t == C.T_SWITCH) & e.active, _SWITCH, 6.0),
+        (door_switch, _DOOR_SWITCH, 5.0),
+    )
+    layer = jnp.select([c for c, _, _ in cases], [jnp.uint8(k) for _, k, _ in cases],
+                       jnp.uint8(0))
+    r2 = jnp.select([c for c, _, _ in cases],
+                    [jnp.maximum(r, ds / 2) ** 2 for _, _, r in cases], 0.0)
+    half = math.ceil(max(12.0, ds / 2) / ds) + 1
+    rows, cols, sy, sx = _stamp_pixels(pos[:, 1], pos[:, 0], half, ds, h, w)
+    d2 = (sx - pos[:, 0, None, None]) ** 2 + (sy - pos[:, 1, None, None]) ** 2
+    disc = jnp.where(d2 <= r2[:, None, None], layer[:, None, None], jnp.uint8(0))
+    img = img.at[rows, cols].max(disc, mode="drop")
+
+    seg = level.door_seg.astype(jnp.float32)
+    is_door = ((t == C.T_DOOR_REGULAR) | (t == C.T_DOOR_LOCKED) | (t == C.T_DOOR_TRAP)) & e.door_closed
+    ax, ay, bx, by = (seg[:, i, None, None] for i in range(4))
+    half = math.ceil((DOOR_HALF_LENGTH + max(2.0, ds / 2)) / ds) + 1
+    rows, cols, sy, sx = _stamp_pixels((seg[:, 1] + seg[:, 3]) / 2, (seg[:, 0] + seg[:, 2]) / 2,
+                                       half, ds, h, w)
+    ddx, ddy = bx - ax, by - ay
+    L2 = jnp.maximum(ddx ** 2 + ddy ** 2, 1e-6)
+    uu = jnp.clip(((sx - ax) * ddx + (sy - ay) * ddy) / L2, 0, 1)
+    sd2 = (sx - ax - uu * ddx) ** 2 + (sy - ay - uu * ddy) ** 2
+    door = is_door[:, None, None] & (sd2 <= jnp.maximum(2.0, ds / 2) ** 2)
+    img = img.at[rows, cols].max(jnp.where(door, jnp.uint8(_DOOR), jnp.uint8(0)), mode="drop")
+
+    nx = jnp.asarray(sim.ninja.x, jnp.float32).reshape(1)
+    ny = jnp.asarray(sim.ninja.y, jnp.float32).reshape(1)
+    half = math.ceil(max(10.0, ds / 2) / ds) + 1
+    rows, cols, sy, sx = _stamp_pixels(ny, nx, half, ds, h, w)
+    nin = (sx - nx[:, None, None]) ** 2 + (sy - ny[:, None, None]) ** 2 <= jnp.maximum(10.0, ds / 2) ** 2
+    colour = jnp.where(sim.dead, jnp.uint8(_NINJA_DEAD), jnp.uint8(_NINJA))
+    return img.at[rows, cols].max(jnp.where(nin, colour, jnp.uint8(0)), mode="drop")
+
+
+def ending(state, truncated):
+    """int32 index into ``ENDINGS`` of how an episode that ended in ``state`` ended."""
+    sim = getattr(state, "sim", state)
+    return jnp.select([sim.won, sim.dead, jnp.any(truncated)], [0, 1, 2], 3).astype(jnp.int32)
 
 
 def _gray(img):
@@ -188,14 +315,14 @@ def render_episode(env, params, key, steps: int, policy=None, policy_carry=None,
                 else:
                     a, pc2 = policy(k_act, obs, pc)
                 obs2, s2, _, te, tr, _ = env.step_env(k_step, state, a, params)
-                flags = jnp.stack([te[0] | tr[0], s2.sim.won, s2.sim.dead, tr[0]])
+                flags = jnp.stack([(te[0] | tr[0]).astype(jnp.int32), ending(s2, tr)])
                 return (obs2, s2, pc2), flags, render(s2, downsample=ds)
 
             def idle(_):
-                return (obs, state, pc), jnp.zeros(4, bool), blank
+                return (obs, state, pc), jnp.zeros(2, jnp.int32), blank
 
             (obs, state, pc), flags, frame = jax.lax.cond(done, idle, live, None)
-            return (obs, state, pc, done | flags[0]), (frame, flags)
+            return (obs, state, pc, done | (flags[0] > 0)), (frame, flags)
 
         _, (frames, flags) = jax.lax.scan(body, (obs, state, carry, jnp.array(False)),
                                           jax.random.split(key, steps))
@@ -209,8 +336,7 @@ def render_episode(env, params, key, steps: int, policy=None, policy_carry=None,
     ends = np.flatnonzero(flags[:, 0])
     if ends.size:
         i = int(ends[0])
-        won, dead, truncated = (bool(x) for x in flags[i, 1:])
-        outcome = "won" if won else "died" if dead else "timed out" if truncated else "ended"
+        outcome = ENDINGS[int(flags[i, 1])]
         n = i + 1
     else:
         outcome, n = "running", int(steps)
