@@ -50,7 +50,13 @@ def parser(description: str, default_recipe: str) -> argparse.ArgumentParser:
     p.add_argument("--num-seeds", type=int, default=None,
                    help="train N seeds vmapped in one jit (= run.num_seeds)")
     p.add_argument("--ab", nargs="+", action="extend", default=[], metavar="KEY=V1,V2",
-                   help="A/B variants of vmappable hyperparameters, all in one jit")
+                   help="A/B variants of any config key; several items give their cross "
+                        "product. PPO's hyperparameters that are data in the compiled step "
+                        "(ppo.lr, ppo.gamma, ppo.ent_coef, ...) vmap with the seeds in one jit; "
+                        "any other key runs one program per value, one after the other with "
+                        "the same seeds, in <run dir>/ab/<key=value,...>/, and "
+                        "<run dir>/ab_report.md compares every variant. A tuple value goes in "
+                        "brackets: policy.hidden_sizes=(16,16),(32,32)")
     p.add_argument("--init-from", default=None, metavar="RUN_OR_ARTEFACT",
                    help="start from the policy of a run dir or a policy artefact "
                         "(= run.init_from; every parameter must match)")
@@ -131,21 +137,45 @@ def train_and_report(cfg: Config, args: argparse.Namespace, experiment: str,
                      metric: str, label: str, trend: tuple[str, str] | None = None) -> int:
     """Train (or resume) ``cfg`` and print one closing line with ``metric``'s last value, the
     last held-out evaluation of the same statistic (``eval/<stat>/<task>``) and, with
-    ``trend=(metric, label)``, that metric's first and last logged values in this run dir."""
-    from jaxrl_arena.evaluation import metric_name
-    from jaxrl_arena.loop import train
+    ``trend=(metric, label)``, that metric's first and last logged values in this run dir.
 
-    result = train(cfg, experiment=experiment, recipe=args.recipe, fresh=args.fresh, ab=args.ab)
+    An ``--ab`` key that changes the compiled program makes several programs
+    (``jaxrl_arena.ab``): every variant is checked first, then each program trains in its
+    dir with its closing line, and the combined report on ``metric`` and the speed ends."""
+    from jaxrl_arena import ab as ab_lib
+    from jaxrl_arena.loop import run_dir, train
+
+    def closing(result) -> None:
+        print(closing_line(result, metric, label, trend))
+
+    plan = ab_lib.plan(cfg, args.ab, run_dir(cfg, experiment, args.recipe))
+    if plan is None:  # every --ab key vmaps: one program
+        closing(train(cfg, experiment=experiment, recipe=args.recipe, fresh=args.fresh,
+                      ab=args.ab))
+        return 0
+    import jax
+
+    ab_lib.check(plan, num_devices=len(jax.devices()))
+    if ab_lib.run(plan, experiment=experiment, recipe=args.recipe, fresh=args.fresh,
+                  after=closing) is not None:
+        print(ab_lib.report(plan, metric))
+    return 0
+
+
+def closing_line(result, metric: str, label: str, trend: tuple[str, str] | None = None) -> str:
+    """``done: ...``: a run's agent-steps and dir, ``trend``'s first and last logged values,
+    ``metric``'s last value and its last held-out evaluation."""
+    from jaxrl_arena.evaluation import metric_name
+
     value = result.last_metrics.get(metric)
     prefix = f"eval/{metric_name(metric.rsplit('/', 1)[-1])}/"
     held_out = {k[len(prefix):]: v for k, v in result.last_metrics.items() if k.startswith(prefix)}
     first_last = logged_first_last(result.run_dir, trend[0]) if trend else None
-    print(f"done: {result.agent_steps:,} agent-steps in {result.run_dir}"
-          + (f", {trend[1]} {first_last[0]:.3f} -> {first_last[1]:.3f}" if first_last else "")
-          + (f", {label} {value:.3f}" if value is not None else "")
-          + ("; held-out " + ", ".join(f"{t} {v:.3f}" for t, v in held_out.items())
-             if held_out else ""))
-    return 0
+    return (f"done: {result.agent_steps:,} agent-steps in {result.run_dir}"
+            + (f", {trend[1]} {first_last[0]:.3f} -> {first_last[1]:.3f}" if first_last else "")
+            + (f", {label} {value:.3f}" if value is not None else "")
+            + ("; held-out " + ", ".join(f"{t} {v:.3f}" for t, v in held_out.items())
+               if held_out else ""))
 
 
 def logged_first_last(run_dir, metric: str) -> tuple[float, float] | None:

@@ -4,6 +4,7 @@
     python -m jaxrl_arena.compare runs/a/config.json runs/b            # two saved configs
     python -m jaxrl_arena.compare runs/a --recipe                      # a run against its recipe
     python -m jaxrl_arena.compare runs/a runs/b --metrics overview/reward overview/sps --png out.png
+    python -m jaxrl_arena.compare runs/a::ppo.lr=0.001 runs/a::ppo.lr=0.0003   # vmapped variants
 
 Each argument is a recipe name, a ``config.json`` or a run directory. The config diff lists
 every key whose value differs (markdown). With two or more run directories it also compares
@@ -11,11 +12,18 @@ their metrics: each run's ``metrics.jsonl`` aligned by agent-steps on a common g
 interpolation inside each run's range), a run with several seeds (``runs/<label>/<metric>``
 columns) summarised as mean ± standard deviation over its seeds; a markdown table at 25, 50,
 75 and 100% of the shortest run, and with ``--png`` one panel per metric.
+
+``DIR::ITEMS`` selects some of a multi-run directory's runs (seeds × ``--ab`` variants vmapped
+in one program, logged per run with ``logging.per_run_metrics``): those whose label holds every
+comma-separated item, e.g. ``ppo.lr=0.001`` (its seeds) or ``ppo.lr=0.001,seed=1``; items that
+set a config key also set it in the config the diff shows. A metric logged for the whole
+directory only (``overview/sps``: one program, one speed) is the same for each selection.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -26,17 +34,53 @@ from jaxrl_arena import config as config_lib
 from jaxrl_arena.config import Config, ConfigError
 
 DEFAULT_METRICS = ("overview/reward", "overview/sps")
+SELECT = "::"  # DIR::ITEMS: some runs of a multi-run directory
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRef:
+    """A run directory's metrics, or those of its runs whose label holds every item of
+    ``select`` (``ppo.lr=0.001``); ``name`` labels it in tables and plots."""
+
+    path: Path
+    select: str | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.name is not None:
+            return self.name
+        return f"{self.path}{SELECT}{self.select}" if self.select else str(self.path)
+
+
+def parse_ref(ref: str) -> RunRef:
+    """``DIR`` or ``DIR::ITEMS`` (any other argument: its path is the whole text)."""
+    path, sep, select = ref.partition(SELECT)
+    return RunRef(Path(path), select.strip(",") or None, ref if sep else None)
+
+
+def selected(label: str, select: str | None) -> bool:
+    """Whether a run's label (``ppo.lr=0.001,seed=0``) holds every item of ``select``."""
+    return select is None or set(select.split(",")) <= set(label.split(","))
 
 
 def load_config(ref: str) -> tuple[Config, str, dict]:
-    """``(config, label, resolved info)`` of a recipe name, a config.json or a run directory."""
-    path = Path(ref)
+    """``(config, label, resolved info)`` of a recipe name, a config.json or a run directory
+    (``DIR::ITEMS``: with the items that name config keys set)."""
+    run = parse_ref(ref)
+    path = run.path
     if path.is_dir():
         path = path / "config.json"
     if path.suffix == ".json" and path.exists():
         data = json.loads(path.read_text())
         resolved = data.pop("_resolved", None) or {}
-        return config_lib.from_dict(data), str(Path(ref)), resolved
+        cfg = config_lib.from_dict(data)
+        keys = config_lib.all_keys()
+        for item in (run.select or "").split(","):
+            key, _, text = item.partition("=")
+            if key in keys:
+                cfg = config_lib.replace(cfg, key, config_lib.parse_value(key, text))
+        return cfg, ref if run.select else str(run.path), resolved
     if ref in config_lib.RECIPES:
         return config_lib.get_recipe(ref), f"recipe {ref}", {}
     raise ConfigError(f"{ref!r} is neither a recipe ({', '.join(sorted(config_lib.RECIPES))}), "
@@ -52,23 +96,37 @@ def config_diff_table(a: Config, b: Config, label_a: str, label_b: str) -> str:
     return "\n".join(rows) + "\n"
 
 
-def run_curves(run_dir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(agent_steps [n], values [n, seeds])`` of one metric of a run (NaN where not logged)."""
+def run_curves(run_dir: Path, metric: str, select: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``(agent_steps [n], values [n, seeds])`` of one metric of a run (NaN where not logged).
+    ``select``: only the runs whose label holds its items. A metric without per-run columns
+    is the directory's own, the same for every selection, unless the directory logged no run
+    apart (no ``runs/`` column at all): then a selection has nothing."""
     from jaxrl_arena.logging import read_metrics
 
     rows = read_metrics(run_dir)
     steps = np.asarray([r["step"] for r in rows], np.float64)
-    per_seed = sorted({k for r in rows for k in r
-                       if k.startswith("runs/") and k.endswith("/" + metric)})
-    keys = per_seed or [metric]
+    suffix = "/" + metric
+    per_run = {k for r in rows for k in r if k.startswith("runs/") and k.endswith(suffix)
+               and "/" not in k[len("runs/"):-len(suffix)]}  # a label holds no "/"
+    if per_run:
+        keys = sorted(k for k in per_run if selected(k[len("runs/"):-len(suffix)], select))
+    elif select is None or any(k.startswith("runs/") for r in rows for k in r):
+        keys = [metric]
+    else:
+        keys = []
     values = np.asarray([[r.get(k, np.nan) for k in keys] for r in rows], np.float64)
-    return steps, values
+    return steps, values.reshape(len(rows), len(keys))
 
 
 def aligned(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: int = 50):
-    """Each run's seeds interpolated onto one agent-step grid over the shortest run's range."""
-    end = min(s[-1] for s, _ in curves.values() if len(s))
-    start = max(s[0] for s, _ in curves.values() if len(s))
+    """Each run's seeds interpolated onto one agent-step grid over the range every run logged
+    the metric in (a metric logged every n-th update, like an evaluation, starts late: before
+    its first value there is nothing to draw, not its first value extended back)."""
+    spans = [s[np.isfinite(v).any(1)] for s, v in curves.values()]
+    spans = [s for s in spans if len(s)] or [s for s, _ in curves.values() if len(s)]
+    end = min(s[-1] for s in spans)
+    start = max(s[0] for s in spans)
     grid = np.linspace(start, end, points) if end > start else np.asarray([end])
     out = {}
     for name, (steps, values) in curves.items():
@@ -81,14 +139,17 @@ def aligned(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: int = 50):
     return grid, out
 
 
-def metrics_table(run_dirs: list[Path], metrics) -> tuple[str, dict]:
+def metrics_table(run_dirs: list[Path | RunRef], metrics) -> tuple[str, dict]:
+    """The markdown tables of ``metrics`` (one per metric, a row per run or selection) and
+    their aligned curves, ``{metric: (grid, {label: values [points, seeds]})}``."""
     lines, data = [], {}
+    refs = [d if isinstance(d, RunRef) else RunRef(Path(d)) for d in run_dirs]
     for metric in metrics:
         curves = {}
-        for d in run_dirs:
-            steps, values = run_curves(d, metric)
+        for ref in refs:
+            steps, values = run_curves(ref.path, metric, ref.select)
             if np.isfinite(values).any():
-                curves[str(d)] = (steps, values)
+                curves[ref.label] = (steps, values)
         if len(curves) < 1:
             lines.append(f"`{metric}`: not logged by these runs\n")
             continue
@@ -108,14 +169,30 @@ def metrics_table(run_dirs: list[Path], metrics) -> tuple[str, dict]:
     return "\n".join(lines), data
 
 
+def check_selection(ref: RunRef) -> None:
+    """A selection must name some of its directory's runs (``_resolved.runs`` of its
+    config.json): a mistyped one is an error, not an empty row."""
+    if ref.select is None or not (ref.path / "config.json").exists():
+        return
+    resolved = json.loads((ref.path / "config.json").read_text()).get("_resolved") or {}
+    labels = [label for label in resolved.get("runs") or [] if label]
+    if not any(selected(label, ref.select) for label in labels):
+        raise ConfigError(f"{ref.label} selects none of the runs of {ref.path} "
+                          f"({', '.join(labels) or 'it holds a single run'})")
+
+
 def write_png(path: str, data: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 3.6), squeeze=False)
-    for ax, (metric, (grid, al)) in zip(axes[0], data.items()):
+    cols = min(len(data), 4)  # many metrics wrap into rows: a figure stays readable
+    rows = -(-len(data) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(data):]:
+        ax.set_visible(False)
+    for ax, (metric, (grid, al)) in zip(axes.flat, data.items()):
         for name, v in al.items():
             mean, std = np.nanmean(v, 1), np.nanstd(v, 1)
             ax.plot(grid, mean, label=Path(name).name)
@@ -130,7 +207,8 @@ def write_png(path: str, data: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("refs", nargs="+", help="recipe names, config.json files or run directories")
+    p.add_argument("refs", nargs="+", help="recipe names, config.json files or run directories "
+                   "(DIR::ITEMS: the runs of DIR whose label holds the items, e.g. ppo.lr=0.001)")
     p.add_argument("--recipe", action="store_true",
                    help="with one run directory: compare its config with the recipe it came from")
     p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
@@ -150,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         base_cfg, base_label, _ = loaded[0]
         for cfg, label, _ in loaded[1:]:
             out.append(config_diff_table(base_cfg, cfg, base_label, label))
-    runs = [Path(r) for r in a.refs if (Path(r) / "metrics.jsonl").exists()]
+    runs = [ref for ref in map(parse_ref, a.refs) if (ref.path / "metrics.jsonl").exists()]
+    for ref in runs:
+        check_selection(ref)
     if runs:
         text, data = metrics_table(runs, a.metrics)
         out.append(text)

@@ -69,14 +69,17 @@ class RunSpec:
 
 
 def expand_runs(cfg: Config, ab: list[str] | None = None) -> list[RunSpec]:
-    """Seeds × A/B variants. ``ab`` items look like ``ppo.lr=1e-3,3e-4`` (cross product)."""
+    """Seeds × A/B variants. ``ab`` items look like ``ppo.lr=1e-3,3e-4`` (cross product) and
+    name vmappable keys only: the entry points' ``--ab`` splits the other keys into separate
+    programs first (``jaxrl_arena.ab``)."""
     variants: list[tuple[str, Config]] = [("", cfg)]
     for item in ab or []:
         key, text = config_lib.split_override(item)
         config_lib.check_key(key)
         if key not in VMAPPABLE_KEYS:
             raise ConfigError(
-                f"--ab key {key!r} changes the compiled program; A/B keys allowed: "
+                f"--ab key {key!r} changes the compiled program: its variants are separate "
+                f"programs (jaxrl_arena.ab), not runs of one; vmappable keys: "
                 f"{', '.join(VMAPPABLE_KEYS)}"
             )
         values = [config_lib.parse_value(key, v) for v in text.split(",") if v.strip()]

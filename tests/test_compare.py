@@ -50,3 +50,44 @@ def test_runs_are_aligned_by_agent_steps_with_seeds_summarised(tmp_path, capsys)
     seeds = [v for k, v in last.items() if k.startswith("runs/") and k.endswith("/loss/value_loss")]
     assert len(seeds) == 2
     assert f"{np.mean(seeds):.4g} ± " in rows[1]
+
+
+def test_a_selection_takes_some_runs_of_a_multi_run_dir(tmp_path, capsys):
+    labels = ["ppo.lr=0.1,seed=0", "ppo.lr=0.1,seed=1", "ppo.lr=0.2,seed=0", "ppo.lr=0.2,seed=1"]
+    many, one = tmp_path / "many", tmp_path / "one"
+    for d, runs in ((many, labels), (one, [""])):
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({**C.to_dict(C.Config()),
+                                                   "_resolved": {"runs": runs}}))
+    rows = []
+    for step in (10, 20):
+        row = {"step": step, "overview/reward": -1.0, "overview/sps": 100.0 + step}
+        row.update({f"runs/{label}/overview/reward": step + r for r, label in enumerate(labels)})
+        row["runs/x/other/overview/reward"] = 99.0  # another metric's name ends the same way
+        rows.append(row)
+    (many / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)))
+    (one / "metrics.jsonl").write_text("\n".join(
+        json.dumps({k: v for k, v in r.items() if not k.startswith("runs/")}) for r in rows))
+
+    _, values = compare.run_curves(many, "overview/reward", "ppo.lr=0.2")
+    np.testing.assert_array_equal(values, [[12, 13], [22, 23]])
+    _, values = compare.run_curves(many, "overview/reward", "ppo.lr=0.1,seed=1")
+    np.testing.assert_array_equal(values, [[11], [21]])
+    _, values = compare.run_curves(many, "overview/reward")
+    assert values.shape == (2, 4)
+    # The speed is the program's, the same for each selection; a dir that logged no run
+    # apart has nothing to select.
+    _, values = compare.run_curves(many, "overview/sps", "ppo.lr=0.2")
+    np.testing.assert_array_equal(values, [[110], [120]])
+    assert compare.run_curves(one, "overview/reward", "ppo.lr=0.2")[1].shape == (2, 0)
+    np.testing.assert_array_equal(compare.run_curves(one, "overview/reward")[1], [[-1], [-1]])
+
+    compare.main([f"{many}::ppo.lr=0.1", f"{many}::ppo.lr=0.2", "--metrics", "overview/reward"])
+    out = capsys.readouterr().out
+    assert "| `ppo.lr` | 0.1 | 0.2 |" in out  # the selection's config keys are set
+    rows = {line.split("|")[1].strip(): line.split("|")[-2].strip()
+            for line in out.splitlines() if line.startswith(f"| {many}::")}
+    assert rows == {f"{many}::ppo.lr=0.1": "20.5 ± 0.5", f"{many}::ppo.lr=0.2": "22.5 ± 0.5"}
+    with pytest.raises(C.ConfigError, match=r"::ppo.lr=0.3 selects none of the runs of .*many "
+                                            r"\(ppo.lr=0.1,seed=0, "):
+        compare.main([f"{many}::ppo.lr=0.3"])
