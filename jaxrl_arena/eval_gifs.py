@@ -98,11 +98,9 @@ EVAL_FRAMES: dict[str, Callable[[], EvalFrames]] = {"arena": _arena_frames, "npp
 
 
 def check_config(cfg: Config) -> None:
-    """One-line ``ConfigError`` at the start of a run for GIF settings it cannot honour."""
+    """One-line ``ConfigError`` at the start of a run for GIF settings it cannot honour (the
+    values' ranges are ``config.validation.check_values``')."""
     e, env_name = cfg.eval, cfg.env.name
-    for key, value in (("eval.gif_every", e.gif_every), ("eval.gif_steps", e.gif_steps)):
-        if value < 0:
-            raise ConfigError(f"{key}={value} must be >= 0")
     if e.gif_every > 0 and env_name not in EVAL_FRAMES:
         raise ConfigError(f"eval.gif_every={e.gif_every}: env {env_name!r} has no renderer for "
                           f"evaluation GIFs (envs with one: {', '.join(EVAL_FRAMES)}); set "

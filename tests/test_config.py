@@ -196,3 +196,19 @@ def test_no_silent_knobs():
     saved["ppo"]["lrr"] = 0.1
     with pytest.raises(C.ConfigError, match=r"unknown config key ppo\.lrr"):
         C.from_dict(saved)
+
+
+def test_every_ranged_key_refuses_a_value_outside_its_range():
+    """Each key of the range tables in config/validation.py, set just outside its range, is a
+    one-line error naming that key (a key added to a table but not checked fails here)."""
+    from jaxrl_arena.config import validation as V
+
+    outside = {V.AT_LEAST_ONE: 0, V.AT_LEAST_ZERO: -1, V.ABOVE_ZERO: 0.0,
+               V.UNIT_INTERVAL: 1.5, V.BELOW_ONE: 1.0, V.FRACTIONS: 0.0, V.SHRINK_FACTORS: 1.0}
+    for keys, value in outside.items():
+        for key in keys:
+            if isinstance(C.get(C.Config(), key), float):
+                value = float(value)
+            cfg = C.replace(C.Config(), key, value)
+            with pytest.raises(ConfigError, match=f"^{key}={value} must be"):
+                V.check_values(cfg)
