@@ -216,8 +216,9 @@ def from_dict(data: dict[str, Any], cls: Any = Config, _path: str = "") -> Any:
         value = data[name]
         if dataclasses.is_dataclass(tp):
             value = from_dict(value, tp, f"{_path}{name}.")
-        elif typing.get_origin(tp) is tuple:
-            value = tuple(value)
+        elif isinstance(value, list) and any(
+                typing.get_origin(t) is tuple for t in (tp, *typing.get_args(tp))):
+            value = tuple(value)  # JSON has lists; tuple and tuple | None fields hold tuples
         kwargs[name] = value
     return cls(**kwargs)
 
