@@ -42,18 +42,6 @@ def test_defaults_are_the_spec_weights_and_geodesic_is_off():
     assert float(w.geo) == 0.0 and not env.geodesic
 
 
-def test_time_weight_is_the_whole_reward_of_a_quiet_step():
-    """With every other term off, a living step pays exactly npp.reward_time."""
-    off = [f"npp.{k}=0" for k in REWARD_KEYS if k not in ("reward_time", "reward_pbrs_gamma")]
-    env = make(npp_cfg(*off, "npp.reward_time=-0.75", "env.obs_kind=state"))
-    params = env.default_params
-    obs, state = env.reset_env(jax.random.PRNGKey(0), params)
-    _, _, reward, term, _, _ = env.step_env(jax.random.PRNGKey(1), state, jnp.zeros(1, jnp.int32),
-                                            params)
-    assert not bool(term[0])
-    assert float(reward[0]) == pytest.approx(-0.75)
-
-
 def test_frame_skip_sets_the_env_and_the_step_limit():
     env = make(npp_cfg("npp.frame_skip=2", "env.max_steps=100", "npp.max_frames=0"))
     assert env.frame_skip == 2 and env.max_frames == 200

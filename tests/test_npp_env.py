@@ -143,6 +143,21 @@ def test_truncation_at_frame_limit(env4, run4):
     assert tr[9:].all()                                          # (no auto-reset in step_env)
 
 
+def test_config_time_weight_is_the_whole_reward_of_a_quiet_step(env4, run4):
+    """npp.reward_* from the config reach the reward: with every other term off, each living
+    step pays exactly npp.reward_time."""
+    from jaxrl_arena import config as C
+    from jaxrl_arena.registry import make
+
+    off = [f"npp.reward_{k}=0" for k in ("win", "death", "switch", "nav", "explore", "pbrs")]
+    cfg = C.apply_overrides(C.get_recipe("npp_grid"), off + ["npp.reward_time=-0.75"])
+    weights = make(cfg).default_params.reward
+    r, te, tr, *_ = jax.tree.map(np.asarray, run4(env4.default_params.replace(reward=weights),
+                                                  jnp.zeros(8, jnp.int32)))
+    assert not te.any() and not tr.any()
+    np.testing.assert_allclose(r, -0.75)
+
+
 def test_reward_terms_hand_made():
     w = R.default_weights()
     sw = jnp.array([100.0, 100.0])
