@@ -172,7 +172,8 @@ def human_eval_env(run_env: NppEnv, replays: list[HumanReplay], max_frames: int,
     """A copy of the run's env that reads fixed levels (exact schedule for any fixed level)
     with entity types and capacity covering ``replays``; the observation shape is the run's."""
     env = copy.copy(run_env)
-    # The copy's cached default params are the run env's (its level shapes and frame limit).
+    # The copy's cached default params are the run env's (its level shapes and frame limit);
+    # dropped, so ``level_params`` builds this env's.
     env.__dict__.pop("_default_params", None)
     env.level_source = "fixed"
     env.tick_options = NppEnv.default_tick_options("fixed")
@@ -187,12 +188,6 @@ def human_eval_env(run_env: NppEnv, replays: list[HumanReplay], max_frames: int,
     want, got = run_env.observation_space().shape, env.observation_space().shape
     assert got == want, f"evaluation env observes {got}, the run's env {want}"
     return env
-
-
-def fixed_params(env: NppEnv, levels: Level):
-    """Stacked params of stacked fixed ``levels``, made by ``env.make_params`` (its frame limit
-    and reward weights; not from a copied env's cached ``default_params``)."""
-    return jax.vmap(lambda lv: env.make_params(level=lv))(levels)
 
 
 def build_levels(env: NppEnv, replays: list[HumanReplay]) -> Level:
@@ -286,7 +281,8 @@ def episode_keys(seed: int, names: list[str], episodes: int) -> jax.Array:
     return jnp.stack([jax.random.fold_in(k, e) for k in per_map for e in range(episodes)])
 
 
-def repeat_params(params, k: int):
+def repeat_rows(params, k: int):
+    """Each row of stacked ``params`` ``k`` times in a row (map-major, as ``episode_keys``)."""
     return jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), params)
 
 
@@ -300,7 +296,7 @@ class HumanReplayer:
         n = length or max(len(r.actions) for r in replays)
         self.length = 1 << max(4, (n - 1).bit_length())
         self.env = human_eval_env(run_env, replays, max_frames=self.length + 1, frame_skip=1)
-        self.params = fixed_params(self.env, build_levels(self.env, replays))
+        self.params = self.env.level_params(build_levels(self.env, replays))
         self.keys = episode_keys(0, [r.name for r in replays], 1)
         self.program = play_episodes(self.env, replay_actor(), lambda n: ())
 
@@ -400,7 +396,7 @@ def evaluate(agent: EvalPolicy, paths, *, episodes: int = DEFAULT_EPISODES,
         f"policy input {agent.policy.obs_shape} != observation {env.observation_space().shape}")
     names = [r.name for r in replays]
     t0 = time.perf_counter()
-    params = repeat_params(fixed_params(env, build_levels(env, replays)), episodes)
+    params = repeat_rows(env.level_params(build_levels(env, replays)), episodes)
     program = play_episodes(env, policy_actor(agent.policy, deterministic),
                             agent.policy.initial_carry)
     out = jax.device_get(program(agent.params, params, episode_keys(seed, names, episodes),
