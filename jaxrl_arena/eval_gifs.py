@@ -48,6 +48,7 @@ import numpy as np
 
 from jaxrl_arena.config import Config, ConfigError
 from jaxrl_arena.evaluation import Evaluator
+from jaxrl_arena.logging import human_number
 
 GIF_DIRNAME = "eval_gifs"
 DEFAULT_STEPS = 300
@@ -113,13 +114,6 @@ def check_config(cfg: Config) -> None:
 def task_dirname(task: str) -> str:
     """A task name as one directory name (``arena/basic`` -> ``arena_basic``)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", task).strip("._") or "task"
-
-
-def _human_steps(n: int) -> str:
-    for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= threshold:
-            return f"{n / threshold:.3g}{suffix}"
-    return str(n)
 
 
 class CaptionText:
@@ -320,7 +314,7 @@ class GifRecorder:
         how = self.frames.endings[int(recorded.ending[k])] if recorded.ended[k] else "running"
         if self._captions is None:
             self._captions = CaptionText()
-        head = f"{self.tasks[k]} @ {_human_steps(agent_steps)}"
+        head = f"{self.tasks[k]} @ {human_number(agent_steps)}"
         palette = self.palette.reshape(-1).tolist()
         images = []
         for t, frame in enumerate(frames):

@@ -369,7 +369,7 @@ class Progress:
     def _status(self) -> str:
         sps = self.steps_per_second()
         step = self._samples[-1][1]
-        parts = [f"{_human(sps)} SPS" if sps is not None else "-- SPS"]
+        parts = [f"{human_number(sps)} SPS" if sps is not None else "-- SPS"]
         if sps:
             parts.append(f"ETA {_duration(max(self.total_steps - step, 0) / sps)}")
         for name, value in self._latest_metrics.items():
@@ -381,13 +381,14 @@ class Progress:
         step = self._samples[-1][1]
         percent = 100.0 * step / self.total_steps if self.total_steps else 100.0
         line = (
-            f"{self.description} {_human(step)}/{_human(self.total_steps)} ({percent:.1f}%)"
+            f"{self.description} {human_number(step)}/{human_number(self.total_steps)} ({percent:.1f}%)"
             f" | {self._status()}"
         )
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _human(value: float) -> str:
+def human_number(value: float) -> str:
+    """``2048`` -> ``2.05k``: the progress line's counts (and the evaluation GIFs' captions)."""
     for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= threshold:
             return f"{value / threshold:.2f}{suffix}"
