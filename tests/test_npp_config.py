@@ -108,3 +108,17 @@ def test_stage_table_values_are_checked(item, message):
 def test_a_knob_of_another_curriculum_is_refused(kind, item):
     with pytest.raises(ConfigError, match=f"applies to curriculum.kind=.* only, not '{kind}'"):
         validate(npp_cfg(f"curriculum.kind={kind}", item))
+
+
+def test_the_knob_table_of_validation_names_every_knob_the_factory_reads():
+    """validation.CURRICULUM_KNOB_KINDS (which kinds read a knob) and the factory's knob tables
+    name the same knobs, so a knob added to one cannot be missed by the other."""
+    from jaxrl_arena.config.validation import CURRICULUM_KNOB_KINDS
+    from jaxrl_arena.curriculum import factory as F
+
+    read = {*F.LP_KNOBS, *F.POOL_KNOBS, *F.STAGED_KNOBS, *F.STAGE_COLUMNS, *F.STAGED_MIX}
+    assert set(CURRICULUM_KNOB_KINDS) == read - {"num_active_tasks"}
+    for knob in F.STAGED_KNOBS.keys() | F.STAGE_COLUMNS.keys() | F.STAGED_MIX.keys():
+        assert CURRICULUM_KNOB_KINDS[knob] == ("staged",)
+    for knob in F.POOL_KNOBS:
+        assert CURRICULUM_KNOB_KINDS[knob] == ("arena_lp",)
